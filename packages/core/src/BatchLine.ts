@@ -1,0 +1,433 @@
+/**
+ * The JSONL lines of the Batch API: the input line, the output/error line, and the typed outcome
+ * of each request. Decoding and encoding work on byte `Stream`s in constant memory.
+ *
+ * A per-request HTTP failure sits in the error file with `error: null` and the API's error in
+ * `response.body.error`; a request the batch never ran (expired, cancelled) has `response: null`
+ * and an `error` of its own. {@link toOutcome} folds both shapes into one tagged union.
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Effect, Either, ParseResult, Schema, Stream } from "effect"
+import { KnownEndpoint } from "./Batch.js"
+import { ResponseDecodeError } from "./BatchError.js"
+import { LineFailure, lines } from "./internal/jsonl.js"
+import { optionalNullable } from "./internal/schema.js"
+
+/**
+ * One request of an input file.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const InputLine = Schema.Struct({
+  custom_id: Schema.String.pipe(Schema.nonEmptyString({ message: () => "custom_id must not be empty" })),
+  method: Schema.Literal("POST"),
+  url: Schema.String,
+  body: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type InputLine = typeof InputLine.Type
+
+/**
+ * The error body of a failed request, as the endpoint returned it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ErrorBody = Schema.Struct({
+  message: Schema.String,
+  type: optionalNullable(Schema.String),
+  param: optionalNullable(Schema.String),
+  code: optionalNullable(Schema.String)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ErrorBody = typeof ErrorBody.Type
+
+/**
+ * One line of an output or error file.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const OutputLine = Schema.Struct({
+  id: optionalNullable(Schema.String),
+  custom_id: Schema.String,
+  response: optionalNullable(
+    Schema.Struct({
+      status_code: Schema.Number,
+      request_id: optionalNullable(Schema.String),
+      body: Schema.optional(Schema.Unknown)
+    })
+  ),
+  error: optionalNullable(
+    Schema.Struct({
+      code: optionalNullable(Schema.String),
+      message: optionalNullable(Schema.String)
+    })
+  )
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type OutputLine = typeof OutputLine.Type
+
+/**
+ * The request ran and the endpoint answered 2xx; `body` is its answer.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export class Succeeded extends Schema.TaggedClass<Succeeded>("@batchkit/core/Succeeded")("Succeeded", {
+  customId: Schema.String,
+  statusCode: Schema.Number,
+  requestId: Schema.optional(Schema.String),
+  body: Schema.Unknown,
+  line: OutputLine
+}) {}
+
+/**
+ * The request ran and the endpoint answered with an HTTP error; `error` is the endpoint's
+ * `{ message, type, param, code }` when its body had one.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export class Failed extends Schema.TaggedClass<Failed>("@batchkit/core/Failed")("Failed", {
+  customId: Schema.String,
+  statusCode: Schema.Number,
+  requestId: Schema.optional(Schema.String),
+  error: Schema.optional(ErrorBody),
+  body: Schema.Unknown,
+  line: OutputLine
+}) {}
+
+/**
+ * The batch's 24 h window closed before the request ran (`batch_expired`).
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export class Expired extends Schema.TaggedClass<Expired>("@batchkit/core/Expired")("Expired", {
+  customId: Schema.String,
+  message: Schema.String,
+  line: OutputLine
+}) {}
+
+/**
+ * The batch was cancelled before the request ran (`batch_cancelled`).
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export class Cancelled extends Schema.TaggedClass<Cancelled>("@batchkit/core/Cancelled")("Cancelled", {
+  customId: Schema.String,
+  message: Schema.String,
+  line: OutputLine
+}) {}
+
+/**
+ * The batch did not run the request for another reason, named by `code`.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export class Errored extends Schema.TaggedClass<Errored>("@batchkit/core/Errored")("Errored", {
+  customId: Schema.String,
+  code: Schema.String,
+  message: Schema.String,
+  line: OutputLine
+}) {}
+
+/**
+ * What became of one request.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export type Outcome = Succeeded | Failed | Expired | Cancelled | Errored
+
+/**
+ * The outcome's name in results files: `succeeded`, `failed`, `expired`, `cancelled`, `errored`.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export const outcomeName = (
+  outcome: Outcome
+): "succeeded" | "failed" | "expired" | "cancelled" | "errored" => {
+  switch (outcome._tag) {
+    case "Succeeded":
+      return "succeeded"
+    case "Failed":
+      return "failed"
+    case "Expired":
+      return "expired"
+    case "Cancelled":
+      return "cancelled"
+    case "Errored":
+      return "errored"
+  }
+}
+
+const decodeErrorBody = Schema.decodeUnknownOption(Schema.Struct({ error: ErrorBody }))
+
+/**
+ * Folds one output or error line into its outcome.
+ *
+ * @since 0.1.0
+ * @category outcomes
+ */
+export const toOutcome = (line: OutputLine): Outcome => {
+  const customId = line.custom_id
+  if (line.error != null) {
+    const code = line.error.code ?? "unknown"
+    const message = line.error.message ?? ""
+    if (code === "batch_expired") return new Expired({ customId, message, line }, { disableValidation: true })
+    if (code === "batch_cancelled")
+      return new Cancelled({ customId, message, line }, { disableValidation: true })
+    return new Errored({ customId, code, message, line }, { disableValidation: true })
+  }
+  const response = line.response
+  if (response == null) {
+    return new Errored(
+      { customId, code: "unknown", message: "the line has neither a response nor an error", line },
+      { disableValidation: true }
+    )
+  }
+  const requestId = response.request_id ?? undefined
+  const common = {
+    customId,
+    statusCode: response.status_code,
+    body: response.body,
+    line,
+    ...(requestId !== undefined ? { requestId } : {})
+  }
+  if (response.status_code >= 200 && response.status_code < 300) {
+    return new Succeeded(common, { disableValidation: true })
+  }
+  const error = decodeErrorBody(response.body)
+  return new Failed(error._tag === "Some" ? { ...common, error: error.value.error } : common, {
+    disableValidation: true
+  })
+}
+
+const decodeOutputLine = Schema.decodeUnknownEither(OutputLine)
+
+/**
+ * Decodes the bytes of an output or error file into outcomes, line by line, in constant memory.
+ * A line that is not JSON or not an output line fails the stream with a `ResponseDecodeError`
+ * naming `source` and the line number.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeOutcomes =
+  (source: string) =>
+  <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Outcome, E | ResponseDecodeError, R> =>
+    lines<Outcome, E, R, ResponseDecodeError>(bytes, (text, line) => {
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch (e) {
+        throw new LineFailure(
+          new ResponseDecodeError({
+            message: `line ${line} is not JSON: ${(e as Error).message}`,
+            request: `${source}:${line}`
+          })
+        )
+      }
+      const decoded = decodeOutputLine(json)
+      if (Either.isLeft(decoded)) {
+        throw new LineFailure(
+          new ResponseDecodeError({
+            message: `line ${line} is not a batch output line: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`,
+            request: `${source}:${line}`
+          })
+        )
+      }
+      return toOutcome(decoded.right)
+    })
+
+const encoder = new TextEncoder()
+
+/**
+ * Encodes values as JSONL bytes, one `JSON.stringify` line each.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeLines = <A, E, R>(values: Stream.Stream<A, E, R>): Stream.Stream<Uint8Array, E, R> =>
+  Stream.mapChunks(values, (chunk) => {
+    let text = ""
+    for (const value of chunk) text += `${JSON.stringify(value)}\n`
+    return text === "" ? Chunk.empty<Uint8Array>() : Chunk.of(encoder.encode(text))
+  })
+
+/**
+ * The limits the API puts on one input file.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const inputLimits = { lines: 50_000, bytes: 200 * 1024 * 1024, embeddingInputs: 50_000 } as const
+
+/**
+ * One problem found in an input file: the API's code for it, a message, and the line.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export interface InputProblem {
+  readonly line: number | null
+  readonly code:
+    | "invalid_json_line"
+    | "invalid_line"
+    | "duplicate_custom_id"
+    | "url_mismatch"
+    | "model_mismatch"
+    | "empty_file"
+    | "too_many_tasks"
+    | "file_too_large"
+    | "unknown_endpoint"
+  readonly message: string
+}
+
+/**
+ * What local validation found in an input file.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export interface InputSummary {
+  readonly lines: number
+  readonly bytes: number
+  readonly endpoint: string | undefined
+  readonly model: string | undefined
+  /** The first `maxProblems` problems, in line order. */
+  readonly problems: ReadonlyArray<InputProblem>
+  /** How many problems there were in all. */
+  readonly problemCount: number
+}
+
+const decodeInputLine = Schema.decodeUnknownEither(InputLine)
+
+/**
+ * Checks an input file as the API will, without sending it: JSON per line, the line shape,
+ * unique `custom_id`, every `url` equal to the endpoint (by default the first line's), one
+ * model, at most 50,000 lines and 200 MB. Runs in memory proportional to the number of
+ * `custom_id`s, never the file.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateInput = <E, R>(
+  bytes: Stream.Stream<Uint8Array, E, R>,
+  options?: { readonly endpoint?: string | undefined; readonly maxProblems?: number | undefined }
+): Effect.Effect<InputSummary, E, R> =>
+  Effect.suspend(() => {
+    const maxProblems = options?.maxProblems ?? 100
+    const problems: Array<InputProblem> = []
+    let problemCount = 0
+    const report = (problem: InputProblem) => {
+      problemCount++
+      if (problems.length < maxProblems) problems.push(problem)
+    }
+    const ids = new Set<string>()
+    let endpoint = options?.endpoint
+    let model: string | undefined
+    let modelLine = 0
+    let count = 0
+    let size = 0
+    if (endpoint !== undefined && !(KnownEndpoint.literals as ReadonlyArray<string>).includes(endpoint)) {
+      if (!/^\/v1\/[A-Za-z0-9_\-/.]+$/.test(endpoint)) {
+        report({ line: null, code: "unknown_endpoint", message: `endpoint ${endpoint} is not an API path` })
+      }
+    }
+    const counted = Stream.tap(bytes, (chunk) =>
+      Effect.sync(() => {
+        size += chunk.byteLength
+      })
+    )
+    const checked = lines<undefined, E, R, never>(counted, (text, line) => {
+      count++
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch (e) {
+        report({ line, code: "invalid_json_line", message: `not valid JSON: ${(e as Error).message}` })
+        return undefined
+      }
+      const decoded = decodeInputLine(json)
+      if (Either.isLeft(decoded)) {
+        const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+        const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""
+        report({
+          line,
+          code: "invalid_line",
+          message: `${where}${issue?.message ?? "not a batch request line"}`
+        })
+        return undefined
+      }
+      const request = decoded.right
+      if (ids.has(request.custom_id)) {
+        report({
+          line,
+          code: "duplicate_custom_id",
+          message: `custom_id ${JSON.stringify(request.custom_id)} is used more than once`
+        })
+      } else ids.add(request.custom_id)
+      if (endpoint === undefined) endpoint = request.url
+      else if (request.url !== endpoint) {
+        report({
+          line,
+          code: "url_mismatch",
+          message: `url ${request.url} differs from the endpoint ${endpoint}`
+        })
+      }
+      const lineModel = request.body.model
+      if (typeof lineModel === "string") {
+        if (model === undefined) {
+          model = lineModel
+          modelLine = line
+        } else if (lineModel !== model) {
+          report({
+            line,
+            code: "model_mismatch",
+            message: `model ${lineModel} differs from ${model} (line ${modelLine}); a batch uses one model`
+          })
+        }
+      }
+      return undefined
+    })
+    return Stream.runDrain(checked).pipe(
+      Effect.map((): InputSummary => {
+        if (count === 0) report({ line: null, code: "empty_file", message: "the file holds no requests" })
+        if (count > inputLimits.lines) {
+          report({
+            line: null,
+            code: "too_many_tasks",
+            message: `${count} requests; a batch takes at most ${inputLimits.lines}`
+          })
+        }
+        if (size > inputLimits.bytes) {
+          report({
+            line: null,
+            code: "file_too_large",
+            message: `${size} bytes; a batch input file may be at most 200 MB`
+          })
+        }
+        return { lines: count, bytes: size, endpoint, model, problems, problemCount }
+      })
+    )
+  })

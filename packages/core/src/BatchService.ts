@@ -1,0 +1,379 @@
+/**
+ * The four batch operations as typed Effects, plus every batch as a `Stream`, a watcher and
+ * `await`.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * import { BatchService } from "@batchkit/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const batches = yield* BatchService.BatchService
+ *   const batch = yield* batches.create({ input_file_id: "file-abc", endpoint: "/v1/chat/completions" })
+ *   return yield* batches.await(batch.id)
+ * })
+ * ```
+ */
+import { type HttpClient, HttpClientRequest } from "@effect/platform"
+import {
+  Chunk,
+  Context,
+  Effect,
+  Layer,
+  Option,
+  Schedule,
+  ScheduleDecision,
+  ScheduleInterval,
+  Duration,
+  Stream,
+  Clock
+} from "effect"
+import {
+  Batch,
+  BatchPage,
+  CreateBatchParams,
+  type CreateBatchInput,
+  ListBatchesParams,
+  ResourceId,
+  metadataLimits
+} from "./Batch.js"
+import type { BatchConfig } from "./BatchConfig.js"
+import {
+  type BatchError,
+  type InvalidRequest,
+  type RequestError,
+  ResponseDecodeError,
+  invalid,
+  isRetryable
+} from "./BatchError.js"
+import * as Api from "./internal/api.js"
+import { decodeParams } from "./internal/schema.js"
+
+/**
+ * The metadata key `create` tags each batch with when idempotent create is on.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const idempotencyMetadataKey = "batchkit_idempotency_key"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CreateOptions {
+  /**
+   * The idempotency key to tag the batch with. Give your own to make a create safe across
+   * process restarts too; by default a random one is made per call.
+   */
+  readonly idempotencyKey?: string | undefined
+  /** Overrides `BatchConfig.idempotentCreate` for this call. */
+  readonly idempotent?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface WatchOptions {
+  /**
+   * When to poll again, given the last snapshot. Default {@link adaptivePolling}: about every
+   * second, backing off to once a minute while nothing changes.
+   */
+  readonly schedule?: Schedule.Schedule<unknown, Batch> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** `POST /batches`. Validates the parameters first; retried without ever making two batches. */
+  readonly create: (
+    params: CreateBatchInput,
+    options?: CreateOptions
+  ) => Effect.Effect<Batch, InvalidRequest | RequestError>
+  /** `GET /batches/{batch_id}`. */
+  readonly retrieve: (batchId: string) => Effect.Effect<Batch, InvalidRequest | RequestError>
+  /** `GET /batches`: one page. */
+  readonly list: (params?: ListBatchesParams) => Effect.Effect<BatchPage, InvalidRequest | RequestError>
+  /** `POST /batches/{batch_id}/cancel`. A batch that has ended fails with `Conflict` at once. */
+  readonly cancel: (batchId: string) => Effect.Effect<Batch, InvalidRequest | RequestError>
+  /**
+   * Every batch, across pages (`limit` is the page size). Fails with `ResponseDecodeError`
+   * when the server hands back a cursor it gave before, instead of looping.
+   */
+  readonly stream: (params?: ListBatchesParams) => Stream.Stream<Batch, InvalidRequest | RequestError>
+  /**
+   * Snapshots of a batch: the first at once, then one whenever its status or request counts
+   * change; ends after the terminal snapshot. Transient failures of a poll are retried.
+   */
+  readonly watch: (
+    batchId: string,
+    options?: WatchOptions
+  ) => Stream.Stream<Batch, InvalidRequest | RequestError>
+  /** The batch once it has ended (`completed`, `failed`, `expired` or `cancelled`). */
+  readonly await: (
+    batchId: string,
+    options?: WatchOptions
+  ) => Effect.Effect<Batch, InvalidRequest | RequestError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class BatchService extends Context.Tag("@batchkit/core/BatchService")<BatchService, Service>() {}
+
+const snapshotKey = (batch: Batch): string => {
+  const counts = batch.request_counts
+  return `${batch.status}|${counts?.total ?? ""}|${counts?.completed ?? ""}|${counts?.failed ?? ""}`
+}
+
+/**
+ * A watch cadence: poll after `initial`, then, while the snapshot stays the same, multiply the
+ * wait by `factor` up to `max`; any change (status or counts) starts again from `initial`.
+ *
+ * @since 0.1.0
+ * @category watch
+ */
+export const adaptivePolling = (options?: {
+  readonly initial?: Duration.DurationInput | undefined
+  readonly max?: Duration.DurationInput | undefined
+  readonly factor?: number | undefined
+}): Schedule.Schedule<Duration.Duration, Batch> => {
+  const initial = Duration.toMillis(Duration.decode(options?.initial ?? "1 second"))
+  const max = Duration.toMillis(Duration.decode(options?.max ?? "1 minute"))
+  const factor = options?.factor ?? 1.5
+  return Schedule.makeWithState<
+    { readonly key: string | undefined; readonly delay: number },
+    Batch,
+    Duration.Duration
+  >({ key: undefined, delay: initial }, (now, batch, state) => {
+    const key = snapshotKey(batch)
+    const delay = key === state.key ? Math.min(state.delay * factor, max) : initial
+    return Effect.succeed([
+      { key, delay },
+      Duration.millis(delay),
+      ScheduleDecision.continueWith(ScheduleInterval.after(now + delay))
+    ] as const)
+  })
+}
+
+/** How a single poll of `watch` outlives a run of transient failures: up to 8 more tries, capped at 30 s apart. */
+const pollRetry = Schedule.exponential("1 second").pipe(
+  Schedule.union(Schedule.spaced("30 seconds")),
+  Schedule.intersect(Schedule.recurs(8))
+)
+
+const checkId = (field: string) => decodeParams(ResourceId, field)
+
+/**
+ * Builds the service from a `BatchConfig` and any `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(
+  function* () {
+    const api = yield* Api.make
+    const decodeCreate = decodeParams(CreateBatchParams)
+    const decodeList = decodeParams(ListBatchesParams)
+    const encodeCreate = (params: CreateBatchParams) => {
+      const body: Record<string, unknown> = {
+        input_file_id: params.input_file_id,
+        endpoint: params.endpoint,
+        completion_window: params.completion_window
+      }
+      if (params.metadata !== undefined) body.metadata = params.metadata
+      if (params.output_expires_after !== undefined) body.output_expires_after = params.output_expires_after
+      return body
+    }
+
+    const retrieve = (batchId: string) =>
+      checkId("batch_id")(batchId).pipe(
+        Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Batch))
+      )
+
+    const list = (params: ListBatchesParams = {}) =>
+      decodeList(params).pipe(
+        Effect.flatMap((query) => {
+          const urlParams: Record<string, string> = {}
+          if (query.limit !== undefined) urlParams.limit = String(query.limit)
+          if (query.after !== undefined) urlParams.after = query.after
+          return api.json(
+            HttpClientRequest.setUrlParams(api.request("GET", "/batches"), urlParams),
+            BatchPage
+          )
+        })
+      )
+
+    const cancel = (batchId: string) =>
+      checkId("batch_id")(batchId).pipe(
+        Effect.flatMap((id) => api.json(api.request("POST", `/batches/${id}/cancel`), Batch))
+      )
+
+    const stream = (params: ListBatchesParams = {}) =>
+      Stream.unwrap(
+        decodeList(params).pipe(
+          Effect.map((query) => {
+            const seen = new Set<string>()
+            return Stream.paginateChunkEffect(query.after, (after) =>
+              list(after === undefined ? { ...query, after: undefined } : { ...query, after }).pipe(
+                Effect.flatMap((page) => {
+                  const last = page.data.at(-1)?.id
+                  if (!page.has_more || last === undefined) {
+                    return Effect.succeed([Chunk.fromIterable(page.data), Option.none<string>()] as const)
+                  }
+                  if (last === after || seen.has(last)) {
+                    return Effect.fail(
+                      new ResponseDecodeError({
+                        message: `the list did not advance: after=${after ?? "(start)"} gave a page ending at ${last} again with has_more: true`,
+                        request: "GET /batches"
+                      })
+                    )
+                  }
+                  seen.add(last)
+                  return Effect.succeed([Chunk.fromIterable(page.data), Option.some(last)] as const)
+                })
+              )
+            )
+          })
+        )
+      )
+
+    /** Looks for a batch created since `since` (unix ms) that carries the idempotency key. */
+    const findByKey = (key: string, since: number) => {
+      // newest first in practice; stop once a whole page is older than the attempt (with 10 min of
+      // clock skew to spare), and never scan more than 10 pages
+      const cutoff = Math.floor(since / 1000) - 600
+      return Stream.paginateChunkEffect({ after: undefined as string | undefined, pages: 0 }, (state) =>
+        api
+          .once(
+            HttpClientRequest.setUrlParams(api.request("GET", "/batches"), {
+              limit: "100",
+              ...(state.after !== undefined ? { after: state.after } : {})
+            }),
+            BatchPage
+          )
+          .pipe(
+            Effect.map((page) => {
+              const last = page.data.at(-1)?.id
+              const allOlder = page.data.every((b) => b.created_at < cutoff)
+              const next =
+                page.has_more && last !== undefined && last !== state.after && !allOlder && state.pages < 9
+                  ? Option.some({ after: last as string | undefined, pages: state.pages + 1 })
+                  : Option.none()
+              return [Chunk.fromIterable(page.data), next] as const
+            })
+          )
+      ).pipe(
+        Stream.filter((b) => b.metadata?.[idempotencyMetadataKey] === key),
+        Stream.runHead
+      )
+    }
+
+    const create = (input: CreateBatchInput, options?: CreateOptions) =>
+      Effect.gen(function* () {
+        const params = yield* decodeCreate(input)
+        const idempotent = options?.idempotent ?? api.config.idempotentCreate
+        if (!idempotent) {
+          return yield* api.json(
+            HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), encodeCreate(params)),
+            Batch
+          )
+        }
+        const metadata = params.metadata ?? {}
+        if (idempotencyMetadataKey in metadata) {
+          return yield* Effect.fail(
+            invalid(
+              "metadata",
+              `the key ${idempotencyMetadataKey} is reserved for idempotent create; pass it as idempotencyKey`
+            )
+          )
+        }
+        if (Object.keys(metadata).length >= metadataLimits.pairs) {
+          return yield* Effect.fail(
+            invalid(
+              "metadata",
+              `at most ${metadataLimits.pairs - 1} pairs are allowed (got ${Object.keys(metadata).length}): idempotent create keeps one for ${idempotencyMetadataKey}; turn it off with idempotent: false`
+            )
+          )
+        }
+        const key = options?.idempotencyKey ?? globalThis.crypto.randomUUID()
+        if (key === "" || key.length > metadataLimits.valueLength) {
+          return yield* Effect.fail(
+            invalid("idempotencyKey", `must be 1 to ${metadataLimits.valueLength} characters`)
+          )
+        }
+        const body = encodeCreate(params)
+        body.metadata = { ...metadata, [idempotencyMetadataKey]: key }
+        const request = HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), body)
+        const since = yield* Clock.currentTimeMillis
+        // set once an attempt failed in a way that may have come after the server made the batch
+        let maybeCreated = false
+        const lookup = Effect.suspend(() => (maybeCreated ? findByKey(key, since) : Effect.succeedNone))
+        const attempt = lookup.pipe(
+          Effect.flatMap(
+            Option.match({
+              onSome: Effect.succeed,
+              onNone: () =>
+                api.once(request, Batch).pipe(
+                  Effect.tapError((error) =>
+                    Effect.sync(() => {
+                      if (isAmbiguous(error)) maybeCreated = true
+                    })
+                  )
+                )
+            })
+          )
+        )
+        return yield* api.retry(attempt).pipe(
+          // the last attempt may have made the batch even though its answer was lost
+          Effect.catchAll((error) =>
+            maybeCreated
+              ? findByKey(key, since).pipe(
+                  Effect.orElseSucceed(() => Option.none<Batch>()),
+                  Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => Effect.fail(error) }))
+                )
+              : Effect.fail(error)
+          )
+        )
+      })
+
+    const watch = (batchId: string, options?: WatchOptions) =>
+      Stream.unwrap(
+        checkId("batch_id")(batchId).pipe(
+          Effect.map((id) => {
+            const poll = api
+              .json(api.request("GET", `/batches/${id}`), Batch)
+              .pipe(Effect.retry({ schedule: pollRetry, while: isRetryable }))
+            return Stream.repeatEffectWithSchedule(poll, options?.schedule ?? adaptivePolling()).pipe(
+              Stream.changesWith((a, b) => snapshotKey(a) === snapshotKey(b)),
+              Stream.takeUntil((batch) => batch.isTerminal)
+            )
+          })
+        )
+      )
+
+    const awaitBatch = (batchId: string, options?: WatchOptions) =>
+      watch(batchId, options).pipe(Stream.runLast, Effect.map(Option.getOrThrow))
+
+    return { create, retrieve, list, cancel, stream, watch, await: awaitBatch } satisfies Service
+  }
+)
+
+const isAmbiguous = (error: BatchError): boolean =>
+  error._tag === "TransportError" ||
+  error._tag === "ServerError" ||
+  (error._tag === "UnexpectedStatus" && error.status === 408)
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<BatchService, never, BatchConfig | HttpClient.HttpClient> = Layer.effect(
+  BatchService,
+  make
+)

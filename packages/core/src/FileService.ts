@@ -1,0 +1,244 @@
+/**
+ * The Files API a batch workflow needs: upload an input file (streamed, never whole in memory),
+ * retrieve, list, delete, download content as a byte `Stream`, and the typed results of a batch.
+ *
+ * @since 0.1.0
+ */
+import { HttpBody, type HttpClient, HttpClientRequest } from "@effect/platform"
+import { Context, Effect, Layer, Stream } from "effect"
+import { Batch } from "./Batch.js"
+import type { BatchConfig } from "./BatchConfig.js"
+import { type InvalidRequest, type RequestError, type ResponseDecodeError, invalid } from "./BatchError.js"
+import {
+  type FileDeleted as FileDeletedType,
+  FileDeleted,
+  FileExpiresAfter,
+  type FileObject as FileObjectType,
+  FileObject,
+  FilePage,
+  ListFilesParams,
+  type UploadPurpose
+} from "./BatchFile.js"
+import { decodeOutcomes, inputLimits, type Outcome } from "./BatchLine.js"
+import * as Api from "./internal/api.js"
+import { decodeParams } from "./internal/schema.js"
+import { ResourceId } from "./Batch.js"
+
+/**
+ * What `upload` sends: a file name and a byte stream that can be run again (a retry re-reads
+ * it from the start), with its size when known (then the request carries a `content-length`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UploadSource {
+  readonly filename: string
+  readonly size?: number | undefined
+  readonly contentType?: string | undefined
+  readonly stream: Stream.Stream<Uint8Array, unknown>
+}
+
+/**
+ * An upload source over bytes already in memory (tests, small files).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromBytes = (filename: string, bytes: Uint8Array | string): UploadSource => {
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes
+  return { filename, size: data.byteLength, stream: Stream.succeed(data) }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface UploadOptions {
+  /** Default `batch`. */
+  readonly purpose?: UploadPurpose | undefined
+  readonly expiresAfter?: { readonly anchor: "created_at"; readonly seconds: number } | undefined
+}
+
+/**
+ * Where the results of a batch are: a batch, or just its two file ids (either may be missing,
+ * `null` or `""`), or a batch id to look up.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResultsOf =
+  | string
+  | Batch
+  | {
+      readonly output_file_id?: string | null | undefined
+      readonly error_file_id?: string | null | undefined
+    }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** `POST /files`: streamed multipart; a retry re-reads the source. */
+  readonly upload: (
+    source: UploadSource,
+    options?: UploadOptions
+  ) => Effect.Effect<FileObjectType, InvalidRequest | RequestError>
+  /** `GET /files/{file_id}`. */
+  readonly retrieve: (fileId: string) => Effect.Effect<FileObjectType, InvalidRequest | RequestError>
+  /** `GET /files`: one page. */
+  readonly list: (params?: ListFilesParams) => Effect.Effect<FilePage, InvalidRequest | RequestError>
+  /** `DELETE /files/{file_id}`. */
+  readonly delete: (fileId: string) => Effect.Effect<FileDeletedType, InvalidRequest | RequestError>
+  /** `GET /files/{file_id}/content` as bytes. Opening is retried; a body cut midway fails the stream. */
+  readonly content: (fileId: string) => Stream.Stream<Uint8Array, InvalidRequest | RequestError>
+  /**
+   * The typed outcome of every request of a batch: its output file, then its error file, decoded
+   * line by line in constant memory. Lines come in the files' order (not the input's).
+   */
+  readonly results: (
+    batch: ResultsOf
+  ) => Stream.Stream<Outcome, InvalidRequest | RequestError | ResponseDecodeError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class FileService extends Context.Tag("@batchkit/core/FileService")<FileService, Service>() {}
+
+const encoder = new TextEncoder()
+
+const quoteName = (name: string) => name.replace(/"/g, "%22").replace(/\r/g, "%0D").replace(/\n/g, "%0A")
+
+/** The bytes of a multipart body around the file part, so the file itself can be streamed. */
+const multipart = (
+  boundary: string,
+  fields: ReadonlyArray<readonly [string, string]>,
+  filename: string,
+  contentType: string
+) => {
+  let head = ""
+  for (const [name, value] of fields) {
+    head += `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`
+  }
+  head += `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${quoteName(filename)}"\r\n`
+  head += `Content-Type: ${contentType}\r\n\r\n`
+  return { head: encoder.encode(head), tail: encoder.encode(`\r\n--${boundary}--\r\n`) }
+}
+
+/**
+ * Builds the service from a `BatchConfig` and any `HttpClient`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(
+  function* () {
+    const api = yield* Api.make
+    const checkId = decodeParams(ResourceId, "file_id")
+    const decodeList = decodeParams(ListFilesParams)
+    const decodeExpires = decodeParams(FileExpiresAfter, "expires_after")
+
+    const upload = (source: UploadSource, options?: UploadOptions) =>
+      Effect.gen(function* () {
+        const purpose = options?.purpose ?? "batch"
+        const filename = source.filename.split(/[\\/]/).pop() ?? ""
+        if (filename.trim() === "") return yield* Effect.fail(invalid("file", "the file needs a name"))
+        if (purpose === "batch" && !filename.toLowerCase().endsWith(".jsonl")) {
+          return yield* Effect.fail(invalid("file", `${filename}: a batch input file must be .jsonl`))
+        }
+        if (source.size !== undefined && purpose === "batch" && source.size > inputLimits.bytes) {
+          return yield* Effect.fail(
+            invalid("file", `${filename} is ${source.size} bytes; a batch input file may be at most 200 MB`)
+          )
+        }
+        const fields: Array<readonly [string, string]> = [["purpose", purpose]]
+        if (options?.expiresAfter !== undefined) {
+          const expires = yield* decodeExpires(options.expiresAfter)
+          fields.push(
+            ["expires_after[anchor]", expires.anchor],
+            ["expires_after[seconds]", String(expires.seconds)]
+          )
+        }
+        const boundary = `----batchkit-${globalThis.crypto.randomUUID()}`
+        const contentType =
+          source.contentType ?? (purpose === "batch" ? "application/jsonl" : "application/octet-stream")
+        const { head, tail } = multipart(boundary, fields, filename, contentType)
+        const body = HttpBody.stream(
+          Stream.concat(Stream.succeed(head), Stream.concat(source.stream, Stream.succeed(tail))),
+          `multipart/form-data; boundary=${boundary}`,
+          source.size !== undefined ? head.byteLength + source.size + tail.byteLength : undefined
+        )
+        return yield* api.json(HttpClientRequest.setBody(api.request("POST", "/files"), body), FileObject)
+      })
+
+    const retrieve = (fileId: string) =>
+      checkId(fileId).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/files/${id}`), FileObject)))
+
+    const list = (params: ListFilesParams = {}) =>
+      decodeList(params).pipe(
+        Effect.flatMap((query) => {
+          const urlParams: Record<string, string> = {}
+          if (query.purpose !== undefined) urlParams.purpose = query.purpose
+          if (query.limit !== undefined) urlParams.limit = String(query.limit)
+          if (query.order !== undefined) urlParams.order = query.order
+          if (query.after !== undefined) urlParams.after = query.after
+          return api.json(HttpClientRequest.setUrlParams(api.request("GET", "/files"), urlParams), FilePage)
+        })
+      )
+
+    const remove = (fileId: string) =>
+      checkId(fileId).pipe(
+        Effect.flatMap((id) => api.json(api.request("DELETE", `/files/${id}`), FileDeleted))
+      )
+
+    const content = (fileId: string) =>
+      Stream.unwrap(
+        checkId(fileId).pipe(
+          Effect.map((id) =>
+            api.bytes(
+              HttpClientRequest.setHeader(
+                api.request("GET", `/files/${id}/content`),
+                "accept",
+                "application/binary"
+              )
+            )
+          )
+        )
+      )
+
+    const fileIds = (batch: ResultsOf) =>
+      typeof batch === "string"
+        ? decodeParams(
+            ResourceId,
+            "batch_id"
+          )(batch).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Batch)))
+        : Effect.succeed(batch)
+
+    const results = (batch: ResultsOf) =>
+      Stream.unwrap(
+        Effect.map(fileIds(batch), (b) => {
+          const ids = [b.output_file_id, b.error_file_id].filter(
+            (id): id is string => typeof id === "string" && id !== ""
+          )
+          return Stream.flatMap(
+            Stream.fromIterable(ids),
+            (id) => content(id).pipe(decodeOutcomes(`file ${id}`)),
+            { concurrency: 1 }
+          )
+        })
+      )
+
+    return { upload, retrieve, list, delete: remove, content, results } satisfies Service
+  }
+)
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<FileService, never, BatchConfig | HttpClient.HttpClient> = Layer.effect(
+  FileService,
+  make
+)

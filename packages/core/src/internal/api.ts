@@ -1,0 +1,281 @@
+import {
+  Headers,
+  HttpClient,
+  type HttpClientError,
+  HttpClientRequest,
+  type HttpClientResponse
+} from "@effect/platform"
+import { Clock, Duration, Effect, Either, Option, ParseResult, Redacted, Schema, Stream } from "effect"
+import {
+  type ApiError,
+  AuthenticationError,
+  BadRequest,
+  type BatchError,
+  Conflict,
+  NotFound,
+  PermissionDenied,
+  RateLimited,
+  type RequestError,
+  ResponseDecodeError,
+  ServerError,
+  TransportError,
+  UnexpectedStatus
+} from "../BatchError.js"
+import { BatchConfig, type Service as Config } from "../BatchConfig.js"
+
+const ErrorResponse = Schema.Struct({
+  error: Schema.Struct({
+    message: Schema.optional(Schema.NullOr(Schema.String)),
+    type: Schema.optional(Schema.NullOr(Schema.String)),
+    param: Schema.optional(Schema.NullOr(Schema.String)),
+    code: Schema.optional(Schema.NullOr(Schema.String))
+  })
+})
+const decodeErrorResponse = Schema.decodeUnknownOption(ErrorResponse)
+
+/** Parses `retry-after-ms`, else `retry-after` as seconds or as an HTTP date. */
+export const retryAfterMillis = (headers: Headers.Headers, now: number): number | undefined => {
+  const ms = Headers.get(headers, "retry-after-ms")
+  if (Option.isSome(ms)) {
+    const value = Number.parseFloat(ms.value)
+    if (Number.isFinite(value)) return value
+  }
+  const after = Headers.get(headers, "retry-after")
+  if (Option.isNone(after)) return undefined
+  const seconds = Number.parseFloat(after.value)
+  if (Number.isFinite(seconds) && /^\s*[\d.]+\s*$/.test(after.value)) return seconds * 1000
+  const date = Date.parse(after.value)
+  return Number.isNaN(date) ? undefined : date - now
+}
+
+/** The API's key must never reach a message, so anything the server says is scrubbed of it. */
+export const scrubber = (key: Redacted.Redacted<string>) => {
+  const secret = Redacted.value(key)
+  return (text: string): string => (secret.length >= 4 ? text.split(secret).join("<redacted>") : text)
+}
+
+const statusText: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  408: "Request Timeout",
+  409: "Conflict",
+  422: "Unprocessable Entity",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout"
+}
+
+export interface Api {
+  readonly config: Config
+  /** `METHOD /path` for messages: never the host, the query or a header. */
+  readonly describe: (request: HttpClientRequest.HttpClientRequest) => string
+  readonly request: (method: "GET" | "POST" | "DELETE", path: string) => HttpClientRequest.HttpClientRequest
+  /** One attempt: the answer's JSON decoded with `schema`, or a typed error. */
+  readonly once: <A, I>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I>
+  ) => Effect.Effect<A, RequestError>
+  /** {@link once} under the configured retry policy. */
+  readonly json: <A, I>(
+    request: HttpClientRequest.HttpClientRequest,
+    schema: Schema.Schema<A, I>
+  ) => Effect.Effect<A, RequestError>
+  /** Retries until a 2xx's headers arrive, then streams its body (a cut body fails, unretried). */
+  readonly bytes: (request: HttpClientRequest.HttpClientRequest) => Stream.Stream<Uint8Array, RequestError>
+  /** Runs `attempt` under the configured retry policy. */
+  readonly retry: <A, E extends BatchError, R>(attempt: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(function* () {
+  const config = yield* BatchConfig
+  const http = yield* HttpClient.HttpClient
+  const scrub = scrubber(config.apiKey)
+  const base = new URL(`${config.baseUrl}/`)
+  const basePath = base.pathname.replace(/\/$/, "")
+
+  const describe = (request: HttpClientRequest.HttpClientRequest) => {
+    let path = request.url
+    try {
+      path = new URL(request.url).pathname
+    } catch {}
+    return `${request.method} ${path.startsWith(basePath) ? path.slice(basePath.length) || "/" : path}`
+  }
+
+  const request = (method: "GET" | "POST" | "DELETE", path: string) => {
+    let req = HttpClientRequest.make(method)(`${config.baseUrl}${path}`).pipe(
+      HttpClientRequest.bearerToken(config.apiKey),
+      HttpClientRequest.acceptJson
+    )
+    if (Option.isSome(config.organization)) {
+      req = HttpClientRequest.setHeader(req, "OpenAI-Organization", config.organization.value)
+    }
+    if (Option.isSome(config.project))
+      req = HttpClientRequest.setHeader(req, "OpenAI-Project", config.project.value)
+    return req
+  }
+
+  const transport = (
+    request: HttpClientRequest.HttpClientRequest,
+    reason: "Transport" | "Timeout" | "Body" | "InvalidUrl",
+    cause: unknown
+  ) => {
+    const detail = causeMessage(cause)
+    return new TransportError({ reason, request: describe(request), message: scrub(detail) })
+  }
+
+  const fromClientError =
+    (request: HttpClientRequest.HttpClientRequest) => (error: HttpClientError.HttpClientError) =>
+      error._tag === "RequestError"
+        ? transport(
+            request,
+            error.reason === "InvalidUrl" ? "InvalidUrl" : "Transport",
+            error.cause ?? error.reason
+          )
+        : transport(request, "Body", error.cause ?? error.reason)
+
+  const apiError = (
+    request: HttpClientRequest.HttpClientRequest,
+    response: HttpClientResponse.HttpClientResponse,
+    text: string,
+    now: number
+  ): ApiError => {
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {}
+    const body = Option.getOrUndefined(decodeErrorResponse(json))?.error
+    const status = response.status
+    const fallback = text.trim() !== "" && text.length < 300 && body === undefined ? text.trim() : undefined
+    const message = scrub(
+      body?.message ?? fallback ?? `${status} ${statusText[status] ?? "error"} from ${describe(request)}`
+    )
+    const requestId = Option.getOrUndefined(Headers.get(response.headers, "x-request-id"))
+    const shouldRetryHeader = Option.getOrUndefined(Headers.get(response.headers, "x-should-retry"))
+    const retryAfter = retryAfterMillis(response.headers, now)
+    const fields = {
+      status,
+      message,
+      ...(body?.type != null ? { type: scrub(body.type) } : {}),
+      ...(body?.code != null ? { code: scrub(body.code) } : {}),
+      ...(body?.param != null ? { param: scrub(body.param) } : {}),
+      ...(requestId !== undefined ? { requestId } : {}),
+      ...(shouldRetryHeader === "true"
+        ? { shouldRetry: true }
+        : shouldRetryHeader === "false"
+          ? { shouldRetry: false }
+          : {}),
+      ...(retryAfter !== undefined ? { retryAfterMillis: retryAfter } : {})
+    }
+    if (status === 400 || status === 422) return new BadRequest(fields)
+    if (status === 401) return new AuthenticationError(fields)
+    if (status === 403) return new PermissionDenied(fields)
+    if (status === 404) return new NotFound(fields)
+    if (status === 409) return new Conflict(fields)
+    if (status === 429)
+      return new RateLimited({
+        ...fields,
+        isQuota: body?.code === "insufficient_quota" || body?.type === "insufficient_quota"
+      })
+    if (status >= 500) return new ServerError(fields)
+    return new UnexpectedStatus(fields)
+  }
+
+  /** Sends and waits for the answer's head; a non-2xx is read and turned into its error. */
+  const head = (request: HttpClientRequest.HttpClientRequest) =>
+    http.execute(request).pipe(
+      Effect.mapError(fromClientError(request)),
+      Effect.flatMap((response) =>
+        response.status >= 200 && response.status < 300
+          ? Effect.succeed(response)
+          : response.text.pipe(
+              Effect.orElseSucceed(() => ""),
+              Effect.zipWith(Clock.currentTimeMillis, (text, now) => apiError(request, response, text, now)),
+              Effect.flatMap(Effect.fail)
+            )
+      )
+    )
+
+  const withTimeout = <A, E, R>(
+    request: HttpClientRequest.HttpClientRequest,
+    effect: Effect.Effect<A, E, R>
+  ) =>
+    Effect.timeoutFail(effect, {
+      duration: config.timeout,
+      onTimeout: () =>
+        new TransportError({
+          reason: "Timeout",
+          request: describe(request),
+          message: `no answer within ${Duration.format(config.timeout)}`
+        })
+    })
+
+  const once = <A, I>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I>) => {
+    const decode = Schema.decodeUnknownEither(schema)
+    return withTimeout(
+      request,
+      head(request).pipe(
+        Effect.flatMap((response) =>
+          response.text.pipe(
+            Effect.mapError(fromClientError(request)),
+            Effect.flatMap((text) => {
+              const requestId = Option.getOrUndefined(Headers.get(response.headers, "x-request-id"))
+              const fail = (message: string) =>
+                Effect.fail(
+                  new ResponseDecodeError({
+                    message: scrub(message),
+                    request: describe(request),
+                    ...(requestId !== undefined ? { requestId } : {})
+                  })
+                )
+              let json: unknown
+              try {
+                json = JSON.parse(text)
+              } catch (e) {
+                return fail(`the answer is not JSON: ${(e as Error).message}`)
+              }
+              const decoded = decode(json)
+              return Either.isRight(decoded)
+                ? Effect.succeed(decoded.right)
+                : fail(
+                    `the answer does not match the API: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+                  )
+            })
+          )
+        )
+      )
+    )
+  }
+
+  const retry = <A, E extends BatchError, R>(attempt: Effect.Effect<A, E, R>) =>
+    Effect.retry(attempt, config.retry)
+
+  const bytes = (request: HttpClientRequest.HttpClientRequest) =>
+    retry(withTimeout(request, head(request))).pipe(
+      Effect.map((response) => Stream.mapError(response.stream, fromClientError(request))),
+      Stream.unwrap
+    )
+
+  return {
+    config,
+    describe,
+    request,
+    once,
+    json: (request, schema) => retry(once(request, schema)),
+    bytes,
+    retry
+  } satisfies Api
+})
+
+const causeMessage = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    const inner = (cause as { cause?: unknown }).cause
+    const own = `${cause.message}${typeof code === "string" ? ` (${code})` : ""}`
+    return inner !== undefined && inner !== cause ? `${own}: ${causeMessage(inner)}` : own
+  }
+  return String(cause)
+}

@@ -1,0 +1,304 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option, Schema, Stream } from "effect"
+import { readFileSync } from "node:fs"
+import { Batch, BatchFile, BatchLine } from "../src/index.js"
+
+const fixture = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
+const fixtureText = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")
+const decodeBatch = Schema.decodeUnknownSync(Batch.Batch)
+
+describe("Batch", () => {
+  it("decodes the spec's create, retrieve and cancel examples", () => {
+    for (const name of [
+      "batch.create.response.json",
+      "batch.retrieve.response.json",
+      "batch.cancel.response.json"
+    ]) {
+      const batch = decodeBatch(fixture(name))
+      expect(batch).toBeInstanceOf(Batch.Batch)
+      expect(batch.object).toBe("batch")
+    }
+    const created = decodeBatch(fixture("batch.create.response.json"))
+    expect(created.status).toBe("validating")
+    expect(created.expires_at).toBeNull()
+    expect(created.request_counts).toEqual({ total: 0, completed: 0, failed: 0 })
+    expect(created.metadata).toEqual({ customer_id: "user_123456789", batch_description: "Nightly eval job" })
+    expect(created.isTerminal).toBe(false)
+  })
+
+  it("decodes model and usage", () => {
+    const batch = decodeBatch(fixture("batch.with-usage.composed.json"))
+    expect(typeof batch.model).toBe("string")
+    expect(batch.usage?.total_tokens).toBeTypeOf("number")
+    expect(batch.usage?.input_tokens_details?.cached_tokens).toBeTypeOf("number")
+    expect(batch.metadata).toBeNull()
+  })
+
+  it("accepts every optional field absent", () => {
+    const batch = decodeBatch({
+      id: "batch_1",
+      object: "batch",
+      endpoint: "/v1/embeddings",
+      input_file_id: "file-1",
+      completion_window: "24h",
+      status: "in_progress",
+      created_at: 1
+    })
+    expect(batch.output_file_id).toBeUndefined()
+    expect(Option.isNone(batch.outputFileId)).toBe(true)
+  })
+
+  it("accepts every optional field null", () => {
+    const batch = decodeBatch({
+      id: "batch_1",
+      object: "batch",
+      endpoint: "/v1/embeddings",
+      input_file_id: "file-1",
+      completion_window: "24h",
+      status: "completed",
+      created_at: 1,
+      model: null,
+      errors: null,
+      output_file_id: null,
+      error_file_id: "",
+      in_progress_at: null,
+      expires_at: null,
+      finalizing_at: null,
+      completed_at: null,
+      failed_at: null,
+      expired_at: null,
+      cancelling_at: null,
+      cancelled_at: null,
+      request_counts: null,
+      usage: null,
+      metadata: null
+    })
+    expect(batch.isTerminal).toBe(true)
+    expect(Option.isNone(batch.errorFileId)).toBe(true)
+  })
+
+  it("tolerates fields it does not know", () => {
+    const batch = decodeBatch({
+      ...(fixture("batch.retrieve.response.json") as object),
+      brand_new_field: { x: 1 },
+      output_expires_after: { anchor: "created_at", seconds: 3600 }
+    })
+    expect(batch.id).toBe("batch_abc123")
+  })
+
+  it("decodes validation errors with line numbers", () => {
+    const batch = decodeBatch({
+      ...(fixture("batch.create.response.json") as object),
+      status: "failed",
+      errors: { object: "list", data: [{ code: "invalid_json_line", message: "bad", param: null, line: 3 }] }
+    })
+    expect(batch.errors?.data?.[0]?.line).toBe(3)
+  })
+
+  it("decodes the list example", () => {
+    const page = Schema.decodeUnknownSync(Batch.BatchPage)(fixture("batch.list.response.json"))
+    expect(page.has_more).toBe(true)
+    expect(page.data[0]).toBeInstanceOf(Batch.Batch)
+  })
+
+  it("rejects a status it does not know", () => {
+    expect(() =>
+      decodeBatch({ ...(fixture("batch.create.response.json") as object), status: "paused" })
+    ).toThrow()
+  })
+
+  it("isTerminal holds for exactly the four terminal statuses", () => {
+    const terminal = Batch.BatchStatus.literals.filter((s) => Batch.isTerminal(s))
+    expect(terminal.sort()).toEqual(["cancelled", "completed", "expired", "failed"])
+  })
+})
+
+describe("CreateBatchParams", () => {
+  const decode = Schema.decodeUnknownEither(Batch.CreateBatchParams)
+  it("defaults completion_window to 24h and accepts the spec's request", () => {
+    const params = Schema.decodeUnknownSync(Batch.CreateBatchParams)(fixture("batch.create.request.json"))
+    expect(params.completion_window).toBe("24h")
+    expect(
+      Schema.decodeUnknownSync(Batch.CreateBatchParams)({ input_file_id: "f", endpoint: "/v1/embeddings" })
+        .completion_window
+    ).toBe("24h")
+  })
+  it("accepts any /v1 path as endpoint but not other strings", () => {
+    expect(decode({ input_file_id: "f", endpoint: "/v1/some/new-thing" })._tag).toBe("Right")
+    expect(decode({ input_file_id: "f", endpoint: "chat" })._tag).toBe("Left")
+    expect(decode({ input_file_id: "f", endpoint: "/v1/../admin" })._tag).toBe("Left")
+  })
+  it("checks completion_window, metadata limits and output_expires_after", () => {
+    expect(decode({ input_file_id: "f", endpoint: "/v1/embeddings", completion_window: "48h" })._tag).toBe(
+      "Left"
+    )
+    const pairs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]))
+    expect(decode({ input_file_id: "f", endpoint: "/v1/embeddings", metadata: pairs(16) })._tag).toBe("Right")
+    expect(decode({ input_file_id: "f", endpoint: "/v1/embeddings", metadata: pairs(17) })._tag).toBe("Left")
+    expect(
+      decode({ input_file_id: "f", endpoint: "/v1/embeddings", metadata: { ["k".repeat(65)]: "v" } })._tag
+    ).toBe("Left")
+    expect(
+      decode({ input_file_id: "f", endpoint: "/v1/embeddings", metadata: { k: "v".repeat(513) } })._tag
+    ).toBe("Left")
+    for (const [seconds, ok] of [
+      [3599, false],
+      [3600, true],
+      [2592000, true],
+      [2592001, false]
+    ] as const) {
+      expect(
+        decode({
+          input_file_id: "f",
+          endpoint: "/v1/embeddings",
+          output_expires_after: { anchor: "created_at", seconds }
+        })._tag
+      ).toBe(ok ? "Right" : "Left")
+    }
+  })
+  it("ListBatchesParams takes limit 1..100", () => {
+    const decodeList = Schema.decodeUnknownEither(Batch.ListBatchesParams)
+    expect(decodeList({ limit: 0 })._tag).toBe("Left")
+    expect(decodeList({ limit: 1 })._tag).toBe("Right")
+    expect(decodeList({ limit: 100 })._tag).toBe("Right")
+    expect(decodeList({ limit: 101 })._tag).toBe("Left")
+  })
+})
+
+describe("BatchFile", () => {
+  it("decodes the spec's file examples", () => {
+    const file = Schema.decodeUnknownSync(BatchFile.FileObject)(fixture("file.upload.response.json"))
+    expect(file.bytes).toBe(120000)
+    expect(
+      Schema.decodeUnknownSync(BatchFile.FileObject)(fixture("file.retrieve.response.json")).object
+    ).toBe("file")
+    expect(
+      Schema.decodeUnknownSync(BatchFile.FilePage)(fixture("file.list.response.json")).data.length
+    ).toBeGreaterThan(0)
+    expect(
+      Schema.decodeUnknownSync(BatchFile.FileDeleted)(fixture("file.delete.response.json")).deleted
+    ).toBe(true)
+  })
+  it("decodes batch_output files", () => {
+    const file = Schema.decodeUnknownSync(BatchFile.FileObject)({
+      id: "file-o",
+      object: "file",
+      bytes: 1,
+      created_at: 1,
+      filename: "batch_out.jsonl",
+      purpose: "batch_output",
+      status: "processed",
+      expires_at: null
+    })
+    expect(file.purpose).toBe("batch_output")
+  })
+})
+
+describe("BatchLine", () => {
+  const outcomes = (text: string) =>
+    Stream.make(new TextEncoder().encode(text)).pipe(
+      BatchLine.decodeOutcomes("test"),
+      Stream.runCollect,
+      Effect.map((c) => Array.from(c))
+    )
+
+  it.effect("turns output and error lines into typed outcomes", () =>
+    Effect.gen(function* () {
+      const all = yield* outcomes(
+        fixtureText("batch-output.sample.jsonl") + fixtureText("batch-error.sample.jsonl")
+      )
+      expect(all.map((o) => [o.customId, o._tag])).toEqual([
+        ["request-2", "Succeeded"],
+        ["request-1", "Succeeded"],
+        ["request-3", "Failed"],
+        ["request-4", "Expired"]
+      ])
+      const failed = all[2] as BatchLine.Failed
+      expect(failed.statusCode).toBe(400)
+      expect(failed.error?.param).toBe("max_tokens")
+      expect(failed.error?.code).toBe("invalid_value")
+      const ok = all[0] as BatchLine.Succeeded
+      expect((ok.body as { object: string }).object).toBe("chat.completion")
+      expect(ok.requestId).toBe("req_c187b3")
+    })
+  )
+
+  it.effect("names cancelled and other batch errors", () =>
+    Effect.gen(function* () {
+      const all = yield* outcomes(
+        [
+          '{"id":"r1","custom_id":"a","response":null,"error":{"code":"batch_cancelled","message":"cancelled"}}',
+          '{"id":"r2","custom_id":"b","response":null,"error":{"code":"something_new","message":"?"}}',
+          '{"custom_id":"c","response":{"status_code":500,"request_id":"q","body":{"error":{"message":"boom","type":"server_error","param":null,"code":null}}}}'
+        ].join("\r\n")
+      )
+      expect(all.map((o) => BatchLine.outcomeName(o))).toEqual(["cancelled", "errored", "failed"])
+      expect((all[1] as BatchLine.Errored).code).toBe("something_new")
+    })
+  )
+
+  it.effect("joins lines split across chunks and skips blank lines", () =>
+    Effect.gen(function* () {
+      const text = `${fixtureText("batch-output.sample.jsonl")}\n\n`
+      const bytes = new TextEncoder().encode(text)
+      const chunks = Array.from({ length: Math.ceil(bytes.length / 7) }, (_, i) =>
+        bytes.slice(i * 7, i * 7 + 7)
+      )
+      const all = yield* Stream.fromIterable(chunks).pipe(BatchLine.decodeOutcomes("t"), Stream.runCollect)
+      expect(all.length).toBe(2)
+    })
+  )
+
+  it.effect("fails with the line number on a broken line", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        outcomes(`${fixtureText("batch-output.sample.jsonl")}{"custom_id": \n`)
+      )
+      expect(error._tag).toBe("ResponseDecodeError")
+      expect(error.message).toContain("line 3")
+    })
+  )
+
+  it.effect("validates input files with line numbers", () =>
+    Effect.gen(function* () {
+      const lines = [
+        '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m1"}}',
+        "not json",
+        '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m1"}}',
+        '{"custom_id":"b","method":"POST","url":"/v1/embeddings","body":{"model":"m1"}}',
+        '{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"model":"m2"}}',
+        '{"custom_id":"d","method":"GET","url":"/v1/chat/completions","body":{}}'
+      ]
+      const summary = yield* BatchLine.validateInput(Stream.make(new TextEncoder().encode(lines.join("\n"))))
+      expect(summary.lines).toBe(6)
+      expect(summary.endpoint).toBe("/v1/chat/completions")
+      expect(summary.model).toBe("m1")
+      expect(summary.problems.map((p) => [p.line, p.code])).toEqual([
+        [2, "invalid_json_line"],
+        [3, "duplicate_custom_id"],
+        [4, "url_mismatch"],
+        [5, "model_mismatch"],
+        [6, "invalid_line"]
+      ])
+      const empty = yield* BatchLine.validateInput(Stream.empty)
+      expect(empty.problems.map((p) => p.code)).toEqual(["empty_file"])
+      const clean = yield* BatchLine.validateInput(
+        Stream.make(new TextEncoder().encode(fixtureText("batch-input.sample.jsonl")))
+      )
+      expect(clean.problemCount).toBe(0)
+      expect(clean.lines).toBe(3)
+    })
+  )
+
+  it.effect("encodes values as JSONL", () =>
+    Effect.gen(function* () {
+      const text = yield* Stream.make({ a: 1 }, { b: "x" }).pipe(
+        BatchLine.encodeLines,
+        Stream.decodeText(),
+        Stream.mkString
+      )
+      expect(text).toBe('{"a":1}\n{"b":"x"}\n')
+    })
+  )
+})

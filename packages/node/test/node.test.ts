@@ -1,0 +1,257 @@
+import { BatchService, FileService } from "@batchkit/core"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Effect, type Layer, Schedule, Stream } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { NodeBatch, NodeFileSource } from "../src/index.js"
+import { type FakeServer, start } from "./support/fakeServer.js"
+
+const apiKey = "sk-node-SECRET-9876543210"
+let server: FakeServer
+let dir: string
+
+beforeAll(async () => {
+  server = await start({ apiKey, stepMs: 60 })
+  dir = mkdtempSync(join(tmpdir(), "batchkit-node-"))
+})
+afterAll(() => server.close())
+
+const fast = Schedule.spaced("20 millis")
+
+/** Runs a program against the server with configuration read from the environment, as users do. */
+const run = <A, E>(
+  program: Effect.Effect<A, E, BatchService.BatchService | FileService.FileService>,
+  env: Record<string, string> = {}
+) =>
+  program.pipe(
+    Effect.provide(NodeBatch.layerConfig()),
+    Effect.withConfigProvider(
+      ConfigProvider.fromMap(
+        new Map(Object.entries({ OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: server.url, ...env }))
+      )
+    )
+  )
+
+const services = Effect.all({ batches: BatchService.BatchService, files: FileService.FileService })
+
+const writeInput = (name: string, lines: number, failing: ReadonlyArray<number> = []) => {
+  const path = join(dir, name)
+  const text = Array.from({ length: lines }, (_, i) =>
+    JSON.stringify({
+      custom_id: `req-${i}`,
+      method: "POST",
+      url: "/v1/chat/completions",
+      body: {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: `hi ${i}` }],
+        ...(failing.includes(i) ? { fail: true } : {})
+      }
+    })
+  ).join("\n")
+  writeFileSync(path, `${text}\n`)
+  return path
+}
+
+const submit = (lines = 10, failing: ReadonlyArray<number> = []) =>
+  Effect.gen(function* () {
+    const { batches, files } = yield* services
+    const source = yield* NodeFileSource.fromPath(
+      writeInput(`in-${lines}-${Math.random().toString(36).slice(2)}.jsonl`, lines, failing)
+    )
+    const file = yield* files.upload(source)
+    return yield* batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      metadata: { suite: "node" }
+    })
+  })
+
+describe("@batchkit/node over loopback HTTP", () => {
+  it.live("uploads, creates, retrieves, watches to completed and streams typed results", () =>
+    run(
+      Effect.gen(function* () {
+        const { batches, files } = yield* services
+        const source = yield* NodeFileSource.fromPath(writeInput("flow.jsonl", 30, [3, 17]))
+        const file = yield* files.upload(source)
+        expect(file.purpose).toBe("batch")
+        expect(file.bytes).toBe(source.size)
+        expect(server.files.get(file.id)?.content.byteLength).toBe(source.size)
+
+        const created = yield* batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })
+        expect(created.status).toBe("validating")
+        const again = yield* batches.retrieve(created.id)
+        expect(again.id).toBe(created.id)
+
+        const snapshots = yield* Stream.runCollect(batches.watch(created.id, { schedule: fast }))
+        const statuses = Chunk.toArray(snapshots).map((b) => b.status)
+        expect(statuses.at(-1)).toBe("completed")
+        expect(statuses).toContain("in_progress")
+
+        const outcomes = Chunk.toArray(yield* Stream.runCollect(files.results(Chunk.unsafeLast(snapshots))))
+        expect(outcomes.length).toBe(30)
+        expect(new Set(outcomes.map((o) => o.customId)).size).toBe(30)
+        expect(outcomes.filter((o) => o._tag === "Succeeded").length).toBe(28)
+        const failed = outcomes.filter((o) => o._tag === "Failed")
+        expect(failed.map((o) => o.customId).sort()).toEqual(["req-17", "req-3"])
+      })
+    )
+  )
+
+  it.live("streams every batch across three or more pages, once each", () =>
+    run(
+      Effect.gen(function* () {
+        const { batches } = yield* services
+        for (let i = 0; i < 5; i++) yield* submit(2)
+        const expected = [...server.batches.keys()]
+        const streamed = Chunk.toArray(yield* Stream.runCollect(batches.stream({ limit: 2 }))).map(
+          (b) => b.id
+        )
+        expect(streamed.sort()).toEqual(expected.sort())
+        const pages = server.requests.filter((r) => r.path.startsWith("/v1/batches?limit=2"))
+        expect(pages.length).toBeGreaterThanOrEqual(3)
+      })
+    )
+  )
+
+  it.live("cancels a running batch; its unfinished lines come back as cancelled", () =>
+    run(
+      Effect.gen(function* () {
+        const { batches, files } = yield* services
+        const batch = yield* submit(20)
+        const cancelling = yield* batches.cancel(batch.id)
+        expect(cancelling.status).toBe("cancelling")
+        const ended = yield* batches.await(batch.id, { schedule: fast })
+        expect(ended.status).toBe("cancelled")
+        const outcomes = Chunk.toArray(yield* Stream.runCollect(files.results(ended)))
+        expect(outcomes.length).toBe(20)
+        expect(outcomes.every((o) => o._tag === "Cancelled" || o._tag === "Succeeded")).toBe(true)
+        const conflict = yield* Effect.flip(batches.cancel(batch.id))
+        expect(conflict._tag).toBe("Conflict")
+      })
+    )
+  )
+
+  it.live("fails with the right tag on 401, 404, 409 and a quota 429, and the key is in none of them", () =>
+    Effect.gen(function* () {
+      const wrongKey = yield* run(Effect.flip(Effect.flatMap(BatchService.BatchService, (b) => b.list())), {
+        OPENAI_API_KEY: "sk-wrong-key-123456"
+      })
+      expect(wrongKey._tag).toBe("AuthenticationError")
+      const requestsBefore = server.requests.length
+      const errors = yield* run(
+        Effect.gen(function* () {
+          const { batches } = yield* services
+          const notFound = yield* Effect.flip(batches.retrieve("batch_missing"))
+          const done = yield* submit(1)
+          yield* batches.await(done.id, { schedule: fast })
+          const conflict = yield* Effect.flip(batches.cancel(done.id))
+          server.inject("GET", /^\/batches$/, {
+            kind: "status",
+            status: 429,
+            body: {
+              error: {
+                message: "You exceeded your current quota",
+                type: "insufficient_quota",
+                param: null,
+                code: "insufficient_quota"
+              }
+            }
+          })
+          const quota = yield* Effect.flip(batches.list())
+          return { notFound, conflict, quota }
+        })
+      )
+      expect(errors.notFound._tag).toBe("NotFound")
+      expect(errors.notFound._tag === "NotFound" && errors.notFound.requestId).toMatch(/^req_/)
+      expect(errors.conflict._tag).toBe("Conflict")
+      expect(errors.quota._tag === "RateLimited" && errors.quota.isQuota).toBe(true)
+      // the quota 429 and the 409 were each sent once
+      const cancels = server.requests.slice(requestsBefore).filter((r) => r.path.endsWith("/cancel"))
+      expect(cancels.length).toBe(1)
+      for (const e of [wrongKey, ...Object.values(errors)]) {
+        for (const text of [e.message, String(e), JSON.stringify(e)]) expect(text).not.toContain(apiKey)
+      }
+    })
+  )
+
+  it.live("succeeds through a 429 with retry-after, 500, 503 and resets", () =>
+    run(
+      Effect.gen(function* () {
+        const { batches } = yield* services
+        const batch = yield* submit(1)
+        server.inject(
+          "GET",
+          /^\/batches\/batch_/,
+          { kind: "status", status: 429, headers: { "retry-after-ms": "30" } },
+          { kind: "status", status: 500, headers: { "retry-after-ms": "10" } }
+        )
+        const before = server.requests.length
+        expect((yield* batches.retrieve(batch.id)).id).toBe(batch.id)
+        expect(server.requests.length - before).toBe(3)
+        server.inject(
+          "GET",
+          /^\/batches\/batch_/,
+          { kind: "status", status: 503, headers: { "retry-after": "0" } },
+          { kind: "reset-before" }
+        )
+        expect((yield* batches.retrieve(batch.id)).id).toBe(batch.id)
+      })
+    )
+  )
+
+  it.live("leaves exactly one batch when the connection drops after the server created it", () =>
+    run(
+      Effect.gen(function* () {
+        const { batches, files } = yield* services
+        const file = yield* files.upload(yield* NodeFileSource.fromPath(writeInput("once.jsonl", 3)))
+        const before = server.batches.size
+        server.inject("POST", /^\/batches$/, { kind: "reset-after" })
+        const batch = yield* batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })
+        expect(server.batches.size).toBe(before + 1)
+        expect(server.batches.has(batch.id)).toBe(true)
+      })
+    )
+  )
+
+  it.live("an upload retried after a reset re-reads the file from disk", () =>
+    run(
+      Effect.gen(function* () {
+        const { files } = yield* services
+        const source = yield* NodeFileSource.fromPath(writeInput("retry.jsonl", 50))
+        server.inject("POST", /^\/files$/, { kind: "reset-before" })
+        const file = yield* files.upload(source)
+        expect(server.files.get(file.id)?.content.byteLength).toBe(source.size)
+      })
+    )
+  )
+
+  it.live("a missing file and a missing key are caught before any request", () =>
+    Effect.gen(function* () {
+      const missing = yield* Effect.flip(NodeFileSource.fromPath(join(dir, "nope.jsonl")))
+      expect(missing._tag).toBe("InvalidRequest")
+      expect(missing.message).toContain("no such file")
+      const noKey = yield* Effect.flip(
+        Effect.flatMap(BatchService.BatchService, (b) => b.list()).pipe(
+          Effect.provide(NodeBatch.layerConfig()),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_BASE_URL", server.url]])))
+        )
+      )
+      expect(String(noKey)).toContain("OPENAI_API_KEY")
+    })
+  )
+
+  it.live("sends OpenAI-Organization and OpenAI-Project from the environment", () =>
+    run(
+      Effect.gen(function* () {
+        yield* Effect.flatMap(BatchService.BatchService, (b) => b.list({ limit: 1 }))
+        const last = server.requests.at(-1)!
+        expect(last.headers["openai-organization"]).toBe("org-9")
+        expect(last.headers["openai-project"]).toBe("proj-9")
+      }),
+      { OPENAI_ORG_ID: "org-9", OPENAI_PROJECT_ID: "proj-9" }
+    )
+  )
+})
+
+export type _ = Layer.Layer<never>

@@ -1,0 +1,79 @@
+// Proves the published packages work for a user: packs @batchkit/core and @batchkit/node with
+// `pnpm pack`, installs the tarballs into a fresh npm project (with the peer dependencies from
+// the registry), then imports them as ESM and typechecks a file against their types.
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const root = new URL("..", import.meta.url).pathname
+const work = mkdtempSync(join(tmpdir(), "batchkit-pack-"))
+const sh = (cmd, args, cwd) =>
+  execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" })
+
+try {
+  const tarballs = join(work, "tarballs")
+  for (const pkg of ["core", "node"])
+    sh("pnpm", ["pack", "--pack-destination", tarballs], join(root, "packages", pkg))
+  const app = join(work, "app")
+  sh("mkdir", ["-p", app])
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }))
+  const packed = readdirSync(tarballs).map((f) => join(tarballs, f))
+  sh(
+    "npm",
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      ...packed,
+      "effect@3.22.4",
+      "@effect/platform@0.97.2",
+      "@effect/platform-node@0.108.2",
+      "typescript@5.9.3",
+      "@types/node@20.19.43"
+    ],
+    app
+  )
+  writeFileSync(
+    join(app, "check.mjs"),
+    `import { Batch, BatchConfig, BatchError, BatchLine, BatchService, FileService, RetryPolicy } from "@batchkit/core"
+import { NodeBatch, NodeFileSource } from "@batchkit/node"
+const missing = Object.entries({ Batch, BatchConfig, BatchError, BatchLine, BatchService, FileService, RetryPolicy, NodeBatch, NodeFileSource })
+  .filter(([, m]) => m === undefined || Object.keys(m).length === 0).map(([k]) => k)
+if (missing.length > 0 || typeof NodeBatch.layerConfig !== "function" || !Batch.isTerminal("completed")) {
+  console.error("missing exports:", missing); process.exit(1)
+}
+console.log("esm import ok")
+`
+  )
+  writeFileSync(
+    join(app, "check.ts"),
+    `import { BatchService, type Batch, BatchError } from "@batchkit/core"
+import { NodeBatch } from "@batchkit/node"
+import { Effect } from "effect"
+const program: Effect.Effect<Batch.Batch, BatchError.BatchError | import("effect/ConfigError").ConfigError> = Effect.flatMap(
+  BatchService.BatchService, (s) => s.retrieve("batch_abc")).pipe(Effect.provide(NodeBatch.layerConfig()))
+export default program
+`
+  )
+  writeFileSync(
+    join(app, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        target: "ES2022",
+        strict: true,
+        noEmit: true,
+        types: ["node"]
+      },
+      files: ["check.ts"]
+    })
+  )
+  process.stdout.write(sh("node", ["check.mjs"], app))
+  sh(join(app, "node_modules/.bin/tsc"), ["-p", "."], app)
+  console.log("types ok")
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}

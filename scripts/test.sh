@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up a fresh clone and runs every check and test; ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-pnpm.sh
+
+step() { echo "::: $*" >&2; }
+fail() { echo "FAILED: $*" >&2; totals; exit 1; }
+totals() { node scripts/test-totals.mjs; }
+
+rm -f packages/*/.vitest/results.json
+step "pnpm install --frozen-lockfile" && pnpm install --frozen-lockfile || fail "install"
+step "build" && pnpm build || fail "build"
+step "lint and format check" && pnpm lint || fail "lint"
+step "typecheck" && pnpm typecheck || fail "typecheck"
+step "test" && pnpm test; status=$?
+step "packed tarballs install and import in a fresh npm project" && pnpm pack-check; packs=$?
+totals
+[ "$status" -eq 0 ] || exit "$status"
+exit "$packs"
