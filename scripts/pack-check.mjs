@@ -1,6 +1,7 @@
-// Proves the published packages work for a user: packs @batchkit/core and @batchkit/node with
+// Proves the published packages work for a user: packs @batchkit/core, node and cli with
 // `pnpm pack`, installs the tarballs into a fresh npm project (with the peer dependencies from
-// the registry), then imports them as ESM and typechecks a file against their types.
+// the registry), then imports them as ESM, typechecks a file against their types, and runs the
+// installed `batchkit` bin.
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,7 +14,7 @@ const sh = (cmd, args, cwd) =>
 
 try {
   const tarballs = join(work, "tarballs")
-  for (const pkg of ["core", "node"])
+  for (const pkg of ["core", "node", "cli"])
     sh("pnpm", ["pack", "--pack-destination", tarballs], join(root, "packages", pkg))
   const app = join(work, "app")
   sh("mkdir", ["-p", app])
@@ -72,6 +73,9 @@ export default program
     })
   )
   process.stdout.write(sh("node", ["check.mjs"], app))
+  const version = sh(join(app, "node_modules/.bin/batchkit"), ["--version"], app).trim()
+  if (!/\d+\.\d+\.\d+/.test(version)) throw new Error(`batchkit --version printed ${version}`)
+  console.log(`batchkit bin ok (${version})`)
   sh(join(app, "node_modules/.bin/tsc"), ["-p", "."], app)
   console.log("types ok")
 } finally {

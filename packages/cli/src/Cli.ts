@@ -3,7 +3,7 @@
  * `retrieve`, `list` (one page or `--all`), `cancel` and `watch`. Every command takes the
  * common options and follows the contract's output rules and exit codes.
  */
-import { Batch, BatchConfig, type BatchError, BatchService } from "@batchkit/core"
+import { type Batch, BatchConfig, type BatchError, BatchService } from "@batchkit/core"
 import { NodeBatch } from "@batchkit/node"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -17,7 +17,6 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { exitCodes, UsageError } from "./Exit.js"
 
@@ -109,8 +108,8 @@ const withServices =
       )
     })
 
-const encodeBatch = Schema.encodeSync(Batch.Batch)
-const json = (batch: Batch.Batch) => JSON.stringify(encodeBatch(batch))
+/** The API's JSON: decoded batches keep every field the server sent, known or not. */
+const json = (batch: Batch.Batch) => JSON.stringify(batch)
 
 const when = (seconds: number | null | undefined) =>
   seconds == null ? "-" : new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19)

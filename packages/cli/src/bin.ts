@@ -4,10 +4,13 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
+import { readFileSync } from "node:fs"
 import { command } from "./Cli.js"
 import { exitCodes, report } from "./Exit.js"
 
-const version = "0.0.0"
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string
+}
 const json = process.argv.includes("--json")
 
 Command.run(command, { name: "batchkit", version })(process.argv).pipe(

@@ -11,6 +11,22 @@
 import { Predicate, Schema } from "effect"
 
 /**
+ * The body of an error answer: `{"error": {"message", "type", "param", "code"}}`. The spec
+ * requires all four; servers in the wild leave some out, so each is optional here.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ErrorResponse = Schema.Struct({
+  error: Schema.Struct({
+    message: Schema.optional(Schema.NullOr(Schema.String)),
+    type: Schema.optional(Schema.NullOr(Schema.String)),
+    param: Schema.optional(Schema.NullOr(Schema.String)),
+    code: Schema.optional(Schema.NullOr(Schema.String))
+  })
+})
+
+/**
  * The fields every error built from an HTTP answer carries.
  *
  * @since 0.1.0

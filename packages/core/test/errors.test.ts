@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
+import { readFileSync } from "node:fs"
 import { BatchError, BatchService, FileService } from "../src/index.js"
 import { errorJson, makeMock, type Reply, servicesLayer, testKey } from "./support/mock.js"
 
@@ -17,7 +18,31 @@ const retrieveFails = (reply: Reply) => {
   )
 }
 
+const fixture = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
+
 describe("statuses become tagged errors", () => {
+  it.effect("the spec-shaped error bodies decode into their errors", () =>
+    Effect.gen(function* () {
+      for (const [status, name, tag] of [
+        [400, "error.400.json", "BadRequest"],
+        [401, "error.401.json", "AuthenticationError"],
+        [404, "error.404.json", "NotFound"]
+      ] as const) {
+        const body = fixture(name) as {
+          error: { message: string; type: string; param: string | null; code: string | null }
+        }
+        const { error } = yield* retrieveFails({ status, json: body })
+        expect(error._tag).toBe(tag)
+        if (!BatchError.isApiError(error)) throw new Error("not an API error")
+        expect(error.message).toBe(body.error.message)
+        expect(error.type).toBe(body.error.type)
+        expect(error.param ?? null).toBe(body.error.param)
+        expect(error.code ?? null).toBe(body.error.code)
+      }
+    })
+  )
+
   const cases: Array<[number, string]> = [
     [400, "BadRequest"],
     [422, "BadRequest"],

@@ -52,6 +52,21 @@ const run = <A, E>(
 }
 
 describe("the wire shape of every operation", () => {
+  it.effect("fields the API adds later survive decoding, so the API's JSON can be given back whole", () =>
+    Effect.gen(function* () {
+      const mock = makeMock(() => ({
+        status: 200,
+        json: batchJson("batch_1", { brand_new: { nested: [1, 2] } })
+      }))
+      const batch = yield* Effect.flatMap(BatchService.BatchService, (s) => s.retrieve("batch_1")).pipe(
+        Effect.provide(servicesLayer(mock))
+      )
+      expect(JSON.parse(JSON.stringify(batch))).toEqual(
+        batchJson("batch_1", { brand_new: { nested: [1, 2] } })
+      )
+    })
+  )
+
   it.effect("create posts the body with completion_window, metadata and the idempotency key", () =>
     Effect.gen(function* () {
       const [req] = yield* run({}, ({ batches }) =>

@@ -12,6 +12,7 @@ import {
   BadRequest,
   type BatchError,
   Conflict,
+  ErrorResponse,
   NotFound,
   PermissionDenied,
   RateLimited,
@@ -23,14 +24,6 @@ import {
 } from "../BatchError.js"
 import { BatchConfig, type Service as Config } from "../BatchConfig.js"
 
-const ErrorResponse = Schema.Struct({
-  error: Schema.Struct({
-    message: Schema.optional(Schema.NullOr(Schema.String)),
-    type: Schema.optional(Schema.NullOr(Schema.String)),
-    param: Schema.optional(Schema.NullOr(Schema.String)),
-    code: Schema.optional(Schema.NullOr(Schema.String))
-  })
-})
 const decodeErrorResponse = Schema.decodeUnknownOption(ErrorResponse)
 
 /** Parses `retry-after-ms`, else `retry-after` as seconds or as an HTTP date. */
@@ -214,7 +207,8 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     })
 
   const once = <A, I>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I>) => {
-    const decode = Schema.decodeUnknownEither(schema)
+    // fields the API adds later are kept on the decoded value, so nothing it said is lost
+    const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "preserve" })
     return withTimeout(
       request,
       head(request).pipe(
