@@ -39,8 +39,9 @@ try {
   writeFileSync(
     join(app, "check.mjs"),
     `import { Batch, BatchConfig, BatchError, BatchLine, BatchService, FileService, RetryPolicy } from "@batchkit/core"
+import { Responder, Simulator } from "@batchkit/core/testing"
 import { NodeBatch, NodeFileSource } from "@batchkit/node"
-const missing = Object.entries({ Batch, BatchConfig, BatchError, BatchLine, BatchService, FileService, RetryPolicy, NodeBatch, NodeFileSource })
+const missing = Object.entries({ Batch, BatchConfig, BatchError, BatchLine, BatchService, FileService, RetryPolicy, Responder, Simulator, NodeBatch, NodeFileSource })
   .filter(([, m]) => m === undefined || Object.keys(m).length === 0).map(([k]) => k)
 if (missing.length > 0 || typeof NodeBatch.layerConfig !== "function" || !Batch.isTerminal("completed")) {
   console.error("missing exports:", missing); process.exit(1)

@@ -1,0 +1,319 @@
+/**
+ * An in-memory Batch and Files API for tests: batches move through the real lifecycle on the
+ * Effect `Clock`, so a test drives them with `TestClock.adjust` and never sleeps.
+ *
+ * The simulator answers HTTP-shaped requests, and `layer` runs the real `BatchService` and
+ * `FileService` over it through an in-memory `HttpClient`: a test exercises the same validation,
+ * retries and decoding as production, and the emulator in `@batchkit/node` serves the very same
+ * engine over real HTTP.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * import { BatchService, FileService } from "@batchkit/core"
+ * import { Simulator } from "@batchkit/core/testing"
+ * import { Effect, TestClock } from "effect"
+ *
+ * const test = Effect.gen(function* () {
+ *   const files = yield* FileService.FileService
+ *   const batches = yield* BatchService.BatchService
+ *   const file = yield* files.upload(FileService.fromBytes("in.jsonl", jsonl))
+ *   const batch = yield* batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })
+ *   yield* TestClock.adjust("1 hour")
+ *   const done = yield* batches.retrieve(batch.id) // completed
+ * }).pipe(Effect.provide(Simulator.layer()))
+ * ```
+ */
+import { HttpClient, HttpClientError, type HttpClientRequest, HttpClientResponse } from "@effect/platform"
+import { Chunk, Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import * as BatchConfig from "../BatchConfig.js"
+import * as BatchService from "../BatchService.js"
+import * as FileService from "../FileService.js"
+import * as Engine from "../internal/simulator.js"
+import * as Responder from "./Responder.js"
+
+/**
+ * An operation faults can be aimed at.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Operation = Engine.Operation
+
+/**
+ * Every operation, for tables of tests.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const operations = Engine.operations
+
+/**
+ * A fault: a 429 (with a delay, or for quota), a 5xx, a reset before or after the server acted,
+ * a slow answer, or a body cut in the middle.
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export type Fault = Engine.Fault
+
+/**
+ * A fault aimed at the next `times` calls of an operation (`"*"`: any operation).
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export type FaultRule = Engine.FaultRule
+
+/**
+ * @since 0.1.0
+ * @category faults
+ */
+export const rateLimited = (options?: {
+  readonly retryAfter?: Duration.DurationInput
+  readonly quota?: boolean
+}): Fault => ({
+  _tag: "RateLimited",
+  ...(options?.retryAfter !== undefined
+    ? { retryAfterMillis: Duration.toMillis(Duration.decode(options.retryAfter)) }
+    : {}),
+  ...(options?.quota ? { quota: true } : {})
+})
+
+/**
+ * @since 0.1.0
+ * @category faults
+ */
+export const serverError = (status = 500): Fault => ({ _tag: "ServerError", status })
+
+/**
+ * The connection drops before the server does anything.
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export const resetBefore: Fault = { _tag: "ResetBefore" }
+
+/**
+ * The server does the work, then the connection drops before the answer.
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export const resetAfter: Fault = { _tag: "ResetAfter" }
+
+/**
+ * The answer comes after `delay` (on the Clock: a test moves it with `TestClock.adjust`).
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export const slow = (delay: Duration.DurationInput): Fault => ({
+  _tag: "Slow",
+  delayMillis: Duration.toMillis(Duration.decode(delay))
+})
+
+/**
+ * A 2xx whose body is cut in the middle.
+ *
+ * @since 0.1.0
+ * @category faults
+ */
+export const truncatedBody: Fault = { _tag: "TruncatedBody" }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How long a batch stays `validating`. Default 10 s. */
+  readonly validationDelay?: Duration.DurationInput | undefined
+  /** How fast requests finish once `in_progress`. Default 10 per second. */
+  readonly requestsPerSecond?: number | undefined
+  /** How long a batch stays `finalizing`. Default 10 s. */
+  readonly finalizingDelay?: Duration.DurationInput | undefined
+  /** How long a batch stays `cancelling`. Default 5 s. */
+  readonly cancellingDelay?: Duration.DurationInput | undefined
+  /** The completion window. Default 24 h. */
+  readonly completionWindow?: Duration.DurationInput | undefined
+  /** The answer to each request. Default {@link Responder.plausible}. */
+  readonly responder?: Responder.Responder | undefined
+  /** The only key accepted. By default any non-empty key is. */
+  readonly apiKey?: string | undefined
+  /** Faults armed from the start. */
+  readonly faults?: ReadonlyArray<FaultRule> | undefined
+  /** The time in ms. Default `Clock.currentTimeMillis` (so `TestClock` drives it). */
+  readonly now?: Effect.Effect<number> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Answers one HTTP-shaped request (what the emulator serves). */
+  readonly handle: (request: Engine.Request) => Effect.Effect<Engine.Reply>
+  /** Arms a fault for the next `times` calls of an operation. */
+  readonly inject: (operation: Operation | "*", fault: Fault, times?: number) => Effect.Effect<void>
+  readonly clearFaults: Effect.Effect<void>
+  readonly pendingFaults: Effect.Effect<ReadonlyArray<FaultRule>>
+  /** Every batch as the API would show it now, newest first (plain JSON objects). */
+  readonly batches: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
+  /** Every stored file (plain JSON objects). */
+  readonly files: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
+  /** Every request the simulator saw, in order. */
+  readonly requests: Effect.Effect<ReadonlyArray<{ readonly method: string; readonly path: string }>>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Simulator extends Context.Tag("@batchkit/core/testing/Simulator")<Simulator, Service>() {}
+
+const millis = (d: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
+  Duration.toMillis(Duration.decode(d ?? fallback))
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service> =>
+  Effect.gen(function* () {
+    const rate = options.requestsPerSecond ?? 10
+    if (!(rate > 0)) return yield* Effect.dieMessage("Simulator: requestsPerSecond must be above 0")
+    const engine = yield* Engine.make({
+      validationMillis: millis(options.validationDelay, "10 seconds"),
+      requestsPerSecond: rate,
+      finalizingMillis: millis(options.finalizingDelay, "10 seconds"),
+      cancellingMillis: millis(options.cancellingDelay, "5 seconds"),
+      windowMillis: millis(options.completionWindow, "24 hours"),
+      responder: options.responder ?? Responder.plausible,
+      apiKey: options.apiKey,
+      now: options.now ?? Clock.currentTimeMillis
+    })
+    for (const rule of options.faults ?? []) yield* engine.inject(rule)
+    return {
+      handle: engine.handle,
+      inject: (operation, fault, times = 1) => engine.inject({ operation, fault, times }),
+      clearFaults: engine.clearFaults,
+      pendingFaults: engine.pendingFaults,
+      batches: engine.batches,
+      files: engine.files,
+      requests: engine.requests
+    }
+  })
+
+const concat = (chunks: Chunk.Chunk<Uint8Array>) => {
+  const out = new Uint8Array(Chunk.reduce(chunks, 0, (n, c) => n + c.byteLength))
+  let offset = 0
+  for (const c of chunks) {
+    out.set(c, offset)
+    offset += c.byteLength
+  }
+  return out
+}
+
+const bodyBytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Uint8Array, unknown> => {
+  const body = request.body
+  switch (body._tag) {
+    case "Uint8Array":
+      return Effect.succeed(body.body)
+    case "Raw":
+      return Effect.succeed(
+        typeof body.body === "string"
+          ? new TextEncoder().encode(body.body)
+          : new TextEncoder().encode(JSON.stringify(body.body))
+      )
+    case "Stream":
+      return Effect.map(Stream.runCollect(body.stream), concat)
+    case "FormData":
+      return Effect.promise(async () => new Uint8Array(await new Response(body.formData).arrayBuffer()))
+    default:
+      return Effect.succeed(new Uint8Array())
+  }
+}
+
+/**
+ * An `HttpClient` whose every request is answered by the simulator, in memory.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const httpClient = (simulator: Service): HttpClient.HttpClient =>
+  HttpClient.make((request, url) =>
+    Effect.gen(function* () {
+      const transport = (message: string, cause?: unknown) =>
+        new HttpClientError.RequestError({ request, reason: "Transport", cause: cause ?? new Error(message) })
+      const body = yield* Effect.mapError(bodyBytes(request), (cause) =>
+        transport("reading the request body failed", cause)
+      )
+      const headers: Record<string, string> = {}
+      for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v
+      if (body.byteLength > 0 && request.body._tag === "FormData") {
+        headers["content-type"] = new Response(request.body.formData).headers.get("content-type") ?? ""
+      } else if (
+        request.body._tag !== "Empty" &&
+        request.body.contentType !== undefined &&
+        headers["content-type"] === undefined
+      ) {
+        headers["content-type"] = request.body.contentType
+      }
+      const reply = yield* simulator.handle({
+        method: request.method,
+        path: url.pathname,
+        query: url.searchParams,
+        headers,
+        body
+      })
+      if (reply._tag === "Reset")
+        return yield* Effect.fail(transport("socket hang up (simulated connection reset)"))
+      const payload = reply.truncate
+        ? new ReadableStream<Uint8Array<ArrayBuffer>>({
+            start(controller) {
+              controller.enqueue(
+                reply.body.slice(0, Math.floor(reply.body.byteLength / 2)) as Uint8Array<ArrayBuffer>
+              )
+              controller.error(new Error("other side closed (simulated truncated body)"))
+            }
+          })
+        : (reply.body as Uint8Array<ArrayBuffer>)
+      return HttpClientResponse.fromWeb(
+        request,
+        new Response(payload, { status: reply.status, headers: reply.headers })
+      )
+    })
+  )
+
+/**
+ * The simulator alone.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSimulator = (options?: Options): Layer.Layer<Simulator> =>
+  Layer.effect(Simulator, make(options))
+
+/**
+ * The simulator with `BatchService` and `FileService` running over it: one line in a test.
+ * `config` sets the client's side (retry policy, timeout, idempotent create); the key and base
+ * URL are the simulator's own.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options & { readonly config?: Partial<BatchConfig.Options> | undefined } = {}
+): Layer.Layer<Simulator | BatchService.BatchService | FileService.FileService> => {
+  const client = Layer.effect(HttpClient.HttpClient, Effect.map(Simulator, httpClient))
+  const config = BatchConfig.layer({
+    ...options.config,
+    apiKey: options.apiKey ?? "sk-simulator",
+    baseUrl: "http://simulator.batchkit.invalid/v1"
+  })
+  const services = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(
+    Layer.provide(client),
+    Layer.provide(config)
+  )
+  return Layer.provideMerge(services, layerSimulator(options))
+}
