@@ -4,7 +4,7 @@
  * common options and follows the contract's output rules and exit codes.
  */
 import { type Batch, BatchConfig, type BatchError, BatchService } from "@batchkit/core"
-import { NodeBatch } from "@batchkit/node"
+import { Emulator, NodeBatch } from "@batchkit/node"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
@@ -209,9 +209,39 @@ const watch = Command.make("watch", { ...common, batchId, interval: durationOpti
   }).pipe(withServices(o))
 ).pipe(Command.withDescription("Follow a batch until it ends; exit 3 if it fails, expires or is cancelled"))
 
+const emulator = Command.make(
+  "emulator",
+  {
+    port: Options.integer("port").pipe(Options.optional, Options.withDescription("default: a free port")),
+    speed: Options.float("speed").pipe(
+      Options.withDefault(60),
+      Options.withDescription("how many times faster than the wall clock batches move (default 60)")
+    ),
+    apiKey: Options.text("api-key").pipe(
+      Options.optional,
+      Options.withDescription("the only key accepted (default: any non-empty key)")
+    )
+  },
+  (o) =>
+    Effect.gen(function* () {
+      if (!(o.speed > 0)) return yield* Effect.fail(new UsageError({ message: "--speed must be above 0" }))
+      if (Option.isSome(o.port) && (o.port.value < 0 || o.port.value > 65535)) {
+        return yield* Effect.fail(new UsageError({ message: "--port must be from 0 to 65535" }))
+      }
+      const server = yield* Emulator.serve({
+        speed: o.speed,
+        port: Option.getOrUndefined(o.port),
+        apiKey: Option.getOrUndefined(o.apiKey)
+      })
+      yield* Console.log(server.url)
+      yield* Console.error(`emulator listening on ${server.url} (speed ${o.speed}×); Ctrl-C stops it`)
+      return yield* Effect.never
+    }).pipe(Effect.scoped)
+).pipe(Command.withDescription("Serve the Batch API emulator on 127.0.0.1 and print its base URL"))
+
 export const command = Command.make("batchkit").pipe(
   Command.withDescription("The OpenAI Batch API from the terminal"),
-  Command.withSubcommands([retrieve, list, cancel, watch])
+  Command.withSubcommands([retrieve, list, cancel, watch, emulator])
 )
 
-export type CliError = BatchError.BatchError | UsageError
+export type CliError = BatchError.BatchError | UsageError | Emulator.ListenError

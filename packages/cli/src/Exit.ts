@@ -9,9 +9,15 @@ export class UsageError extends Data.TaggedError("UsageError")<{ readonly messag
 
 /** The exit code and the line for stderr for an error that ended a command. */
 export const report = (
-  error: BatchError.BatchError | UsageError,
+  error: BatchError.BatchError | UsageError | { readonly _tag: "ListenError"; readonly message: string },
   json: boolean
 ): { code: number; line: string } => {
+  if (error._tag === "ListenError") {
+    const line = json
+      ? JSON.stringify({ error: { type: "listen", message: error.message } })
+      : `error: ${error.message}`
+    return { code: exitCodes.apiOrNetwork, line }
+  }
   if (error._tag === "UsageError" || error._tag === "InvalidRequest") {
     return {
       code: exitCodes.usage,

@@ -1,23 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { type FakeServer, start } from "../../node/test/support/fakeServer.js"
+import { Emulator } from "@batchkit/node"
+import { Effect } from "effect"
 
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url))
 const apiKey = "sk-cli-SECRET-5555555555"
-let server: FakeServer
+let server: Awaited<ReturnType<typeof Emulator.start>>
+const batchIds = async () => (await Effect.runPromise(server.simulator.batches)).map((b) => b.id as string)
+const requestCount = async () => (await Effect.runPromise(server.simulator.requests)).length
 
 const headers = () => ({ authorization: `Bearer ${apiKey}` })
 
 /** Creates a batch through the server's own API, not through the code under test. */
-const createBatch = async (metadata: Record<string, string> = {}) => {
+const createBatch = async (lines = 1) => {
   const upload = new FormData()
   upload.append("purpose", "batch")
-  upload.append(
-    "file",
-    new Blob(['{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\n']),
-    "in.jsonl"
+  const jsonl = Array.from(
+    { length: lines },
+    (_, i) => `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\n`
   )
+  upload.append("file", new Blob(jsonl), "in.jsonl")
   const file = (await (
     await fetch(`${server.url}/files`, { method: "POST", body: upload, headers: headers() })
   ).json()) as { id: string }
@@ -27,15 +30,15 @@ const createBatch = async (metadata: Record<string, string> = {}) => {
     body: JSON.stringify({
       input_file_id: file.id,
       endpoint: "/v1/chat/completions",
-      completion_window: "24h",
-      metadata
+      completion_window: "24h"
     })
   })
   return ((await batch.json()) as { id: string }).id
 }
 
 beforeAll(async () => {
-  server = await start({ apiKey, stepMs: 100 })
+  // 20× the wall clock: a one-line batch completes in about a second
+  server = await Emulator.start({ apiKey, speed: 20 })
   for (let i = 0; i < 3; i++) await createBatch()
 })
 afterAll(() => server.close())
@@ -63,11 +66,11 @@ describe("batchkit (built) against a loopback server", { timeout: 30_000 }, () =
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l).id)
-    expect(ids.sort()).toEqual([...server.batches.keys()].sort())
+    expect(ids.sort()).toEqual((await batchIds()).sort())
   })
 
   it("retrieve --json prints the batch object; the table for people goes to stdout too", async () => {
-    const id = [...server.batches.keys()][0]!
+    const id = (await batchIds())[0]!
     const json = await cli(["retrieve", id, "--json"])
     expect(json.code).toBe(0)
     expect(JSON.parse(json.stdout)).toMatchObject({ id, object: "batch" })
@@ -77,7 +80,8 @@ describe("batchkit (built) against a loopback server", { timeout: 30_000 }, () =
   })
 
   it("watch exits 0 after a completed batch and 3 after a cancelled one", async () => {
-    const [a, b] = [await createBatch(), await createBatch({ fake_step_ms: "2000" })]
+    // 2,000 lines take 10 s of wall time: still running when the cancel arrives
+    const [a, b] = [await createBatch(), await createBatch(2000)]
     const cancel = await cli(["cancel", b!])
     expect(cancel.code).toBe(0)
     const cancelled = await cli(["watch", b!, "--interval", "20ms"])
@@ -101,7 +105,7 @@ describe("batchkit (built) against a loopback server", { timeout: 30_000 }, () =
   })
 
   it("bad input exits 2 and sends nothing", async () => {
-    const before = server.requests.length
+    const before = await requestCount()
     for (const args of [
       ["list", "--limit", "0"],
       ["list", "--limit", "101"],
@@ -116,6 +120,29 @@ describe("batchkit (built) against a loopback server", { timeout: 30_000 }, () =
     const noKey = await cli(["list"], {})
     expect(noKey.code).toBe(2)
     expect(noKey.stderr).toContain("OPENAI_API_KEY")
-    expect(server.requests.length).toBe(before)
+    expect(await requestCount()).toBe(before)
+  })
+
+  it("emulator prints its base URL on stdout, serves until interrupted, and refuses a taken port", async () => {
+    const child = spawn(process.execPath, [bin, "emulator", "--speed", "100"], {
+      env: { PATH: process.env.PATH ?? "" }
+    })
+    const url = await new Promise<string>((resolve) => {
+      let out = ""
+      child.stdout.on("data", (d: Buffer) => {
+        out += d
+        if (out.includes("\n")) resolve(out.trim())
+      })
+    })
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/)
+    const listed = await cli(["list", "--json", "--base-url", url])
+    expect(listed.code).toBe(0)
+    expect(listed.stdout).toBe("")
+    const taken = await cli(["emulator", "--port", new URL(url).port])
+    expect(taken.code).toBe(1)
+    expect(taken.stderr).toContain("cannot listen")
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve))
+    child.kill("SIGINT")
+    expect(await exited).not.toBeNull()
   })
 })

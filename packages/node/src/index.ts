@@ -9,3 +9,6 @@ export * as NodeBatch from "./NodeBatch.js"
 
 /** @since 0.1.0 */
 export * as NodeFileSource from "./NodeFileSource.js"
+
+/** @since 0.1.0 */
+export * as Emulator from "./Emulator.js"

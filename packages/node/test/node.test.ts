@@ -4,18 +4,29 @@ import { Chunk, ConfigProvider, Effect, type Layer, Schedule, Stream } from "eff
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { NodeBatch, NodeFileSource } from "../src/index.js"
-import { type FakeServer, start } from "./support/fakeServer.js"
+import { Responder, Simulator } from "@batchkit/core/testing"
+import { Emulator, NodeBatch, NodeFileSource } from "../src/index.js"
 
 const apiKey = "sk-node-SECRET-9876543210"
-let server: FakeServer
+let server: Awaited<ReturnType<typeof Emulator.start>>
 let dir: string
 
 beforeAll(async () => {
-  server = await start({ apiKey, stepMs: 60 })
+  // 100× the wall clock: validation takes 0.1 s, ten requests a second become a thousand
+  server = await Emulator.start({
+    apiKey,
+    speed: 100,
+    responder: Responder.failing((line) => line.body.fail === true)
+  })
   dir = mkdtempSync(join(tmpdir(), "batchkit-node-"))
 })
 afterAll(() => server.close())
+
+const sim = <A>(effect: (s: Simulator.Service) => Effect.Effect<A>) =>
+  Effect.suspend(() => effect(server.simulator))
+const storedFile = (id: string) =>
+  sim((s) => Effect.map(s.files, (files) => files.find((f) => f.id === id) as { bytes: number } | undefined))
+const batchCount = sim((s) => Effect.map(s.batches, (b) => b.length))
 
 const fast = Schedule.spaced("20 millis")
 
@@ -72,11 +83,12 @@ describe("@batchkit/node over loopback HTTP", () => {
     run(
       Effect.gen(function* () {
         const { batches, files } = yield* services
-        const source = yield* NodeFileSource.fromPath(writeInput("flow.jsonl", 30, [3, 17]))
+        // 500 lines stay in_progress for half a second of wall time at 100×: the watcher sees it
+        const source = yield* NodeFileSource.fromPath(writeInput("flow.jsonl", 500, [3, 17]))
         const file = yield* files.upload(source)
         expect(file.purpose).toBe("batch")
         expect(file.bytes).toBe(source.size)
-        expect(server.files.get(file.id)?.content.byteLength).toBe(source.size)
+        expect((yield* storedFile(file.id))?.bytes).toBe(source.size)
 
         const created = yield* batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })
         expect(created.status).toBe("validating")
@@ -89,9 +101,9 @@ describe("@batchkit/node over loopback HTTP", () => {
         expect(statuses).toContain("in_progress")
 
         const outcomes = Chunk.toArray(yield* Stream.runCollect(files.results(Chunk.unsafeLast(snapshots))))
-        expect(outcomes.length).toBe(30)
-        expect(new Set(outcomes.map((o) => o.customId)).size).toBe(30)
-        expect(outcomes.filter((o) => o._tag === "Succeeded").length).toBe(28)
+        expect(outcomes.length).toBe(500)
+        expect(new Set(outcomes.map((o) => o.customId)).size).toBe(500)
+        expect(outcomes.filter((o) => o._tag === "Succeeded").length).toBe(498)
         const failed = outcomes.filter((o) => o._tag === "Failed")
         expect(failed.map((o) => o.customId).sort()).toEqual(["req-17", "req-3"])
       })
@@ -103,12 +115,15 @@ describe("@batchkit/node over loopback HTTP", () => {
       Effect.gen(function* () {
         const { batches } = yield* services
         for (let i = 0; i < 5; i++) yield* submit(2)
-        const expected = [...server.batches.keys()]
+        const expected = (yield* sim((s) => s.batches)).map((b) => b.id as string)
         const streamed = Chunk.toArray(yield* Stream.runCollect(batches.stream({ limit: 2 }))).map(
           (b) => b.id
         )
+        expect(streamed.length).toBe(expected.length)
         expect(streamed.sort()).toEqual(expected.sort())
-        const pages = server.requests.filter((r) => r.path.startsWith("/v1/batches?limit=2"))
+        const pages = (yield* sim((s) => s.requests)).filter(
+          (r) => r.path === "/v1/batches" && r.query.startsWith("limit=2")
+        )
         expect(pages.length).toBeGreaterThanOrEqual(3)
       })
     )
@@ -118,14 +133,21 @@ describe("@batchkit/node over loopback HTTP", () => {
     run(
       Effect.gen(function* () {
         const { batches, files } = yield* services
-        const batch = yield* submit(20)
+        // 3,000 lines run for 3 s of wall time at 100×: long enough to cancel midway
+        const batch = yield* submit(3000)
+        yield* batches.watch(batch.id, { schedule: fast }).pipe(
+          Stream.takeUntil((b) => (b.request_counts?.completed ?? 0) > 0),
+          Stream.runDrain
+        )
         const cancelling = yield* batches.cancel(batch.id)
         expect(cancelling.status).toBe("cancelling")
         const ended = yield* batches.await(batch.id, { schedule: fast })
         expect(ended.status).toBe("cancelled")
         const outcomes = Chunk.toArray(yield* Stream.runCollect(files.results(ended)))
-        expect(outcomes.length).toBe(20)
-        expect(outcomes.every((o) => o._tag === "Cancelled" || o._tag === "Succeeded")).toBe(true)
+        expect(outcomes.length).toBe(3000)
+        const succeeded = outcomes.filter((o) => o._tag === "Succeeded").length
+        expect(succeeded).toBeGreaterThan(0)
+        expect(outcomes.filter((o) => o._tag === "Cancelled").length).toBe(3000 - succeeded)
         const conflict = yield* Effect.flip(batches.cancel(batch.id))
         expect(conflict._tag).toBe("Conflict")
       })
@@ -138,7 +160,7 @@ describe("@batchkit/node over loopback HTTP", () => {
         OPENAI_API_KEY: "sk-wrong-key-123456"
       })
       expect(wrongKey._tag).toBe("AuthenticationError")
-      const requestsBefore = server.requests.length
+      const requestsBefore = (yield* sim((s) => s.requests)).length
       const errors = yield* run(
         Effect.gen(function* () {
           const { batches } = yield* services
@@ -146,18 +168,7 @@ describe("@batchkit/node over loopback HTTP", () => {
           const done = yield* submit(1)
           yield* batches.await(done.id, { schedule: fast })
           const conflict = yield* Effect.flip(batches.cancel(done.id))
-          server.inject("GET", /^\/batches$/, {
-            kind: "status",
-            status: 429,
-            body: {
-              error: {
-                message: "You exceeded your current quota",
-                type: "insufficient_quota",
-                param: null,
-                code: "insufficient_quota"
-              }
-            }
-          })
+          yield* sim((s) => s.inject("batches.list", Simulator.rateLimited({ quota: true })))
           const quota = yield* Effect.flip(batches.list())
           return { notFound, conflict, quota }
         })
@@ -167,7 +178,9 @@ describe("@batchkit/node over loopback HTTP", () => {
       expect(errors.conflict._tag).toBe("Conflict")
       expect(errors.quota._tag === "RateLimited" && errors.quota.isQuota).toBe(true)
       // the quota 429 and the 409 were each sent once
-      const cancels = server.requests.slice(requestsBefore).filter((r) => r.path.endsWith("/cancel"))
+      const cancels = (yield* sim((s) => s.requests))
+        .slice(requestsBefore)
+        .filter((r) => r.path.endsWith("/cancel"))
       expect(cancels.length).toBe(1)
       for (const e of [wrongKey, ...Object.values(errors)]) {
         for (const text of [e.message, String(e), JSON.stringify(e)]) expect(text).not.toContain(apiKey)
@@ -180,21 +193,13 @@ describe("@batchkit/node over loopback HTTP", () => {
       Effect.gen(function* () {
         const { batches } = yield* services
         const batch = yield* submit(1)
-        server.inject(
-          "GET",
-          /^\/batches\/batch_/,
-          { kind: "status", status: 429, headers: { "retry-after-ms": "30" } },
-          { kind: "status", status: 500, headers: { "retry-after-ms": "10" } }
-        )
-        const before = server.requests.length
+        yield* sim((s) => s.inject("batches.retrieve", Simulator.rateLimited({ retryAfter: "30 millis" })))
+        yield* sim((s) => s.inject("batches.retrieve", Simulator.serverError(500)))
+        const before = (yield* sim((s) => s.requests)).length
         expect((yield* batches.retrieve(batch.id)).id).toBe(batch.id)
-        expect(server.requests.length - before).toBe(3)
-        server.inject(
-          "GET",
-          /^\/batches\/batch_/,
-          { kind: "status", status: 503, headers: { "retry-after": "0" } },
-          { kind: "reset-before" }
-        )
+        expect((yield* sim((s) => s.requests)).length - before).toBe(3)
+        yield* sim((s) => s.inject("batches.retrieve", Simulator.serverError(503)))
+        yield* sim((s) => s.inject("batches.retrieve", Simulator.resetBefore))
         expect((yield* batches.retrieve(batch.id)).id).toBe(batch.id)
       })
     )
@@ -205,11 +210,11 @@ describe("@batchkit/node over loopback HTTP", () => {
       Effect.gen(function* () {
         const { batches, files } = yield* services
         const file = yield* files.upload(yield* NodeFileSource.fromPath(writeInput("once.jsonl", 3)))
-        const before = server.batches.size
-        server.inject("POST", /^\/batches$/, { kind: "reset-after" })
+        const before = yield* batchCount
+        yield* sim((s) => s.inject("batches.create", Simulator.resetAfter))
         const batch = yield* batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })
-        expect(server.batches.size).toBe(before + 1)
-        expect(server.batches.has(batch.id)).toBe(true)
+        expect(yield* batchCount).toBe(before + 1)
+        expect((yield* sim((s) => s.batches)).some((b) => b.id === batch.id)).toBe(true)
       })
     )
   )
@@ -219,9 +224,9 @@ describe("@batchkit/node over loopback HTTP", () => {
       Effect.gen(function* () {
         const { files } = yield* services
         const source = yield* NodeFileSource.fromPath(writeInput("retry.jsonl", 50))
-        server.inject("POST", /^\/files$/, { kind: "reset-before" })
+        yield* sim((s) => s.inject("files.upload", Simulator.resetBefore))
         const file = yield* files.upload(source)
-        expect(server.files.get(file.id)?.content.byteLength).toBe(source.size)
+        expect((yield* storedFile(file.id))?.bytes).toBe(source.size)
       })
     )
   )
@@ -245,7 +250,7 @@ describe("@batchkit/node over loopback HTTP", () => {
     run(
       Effect.gen(function* () {
         yield* Effect.flatMap(BatchService.BatchService, (b) => b.list({ limit: 1 }))
-        const last = server.requests.at(-1)!
+        const last = (yield* sim((s) => s.requests)).at(-1)!
         expect(last.headers["openai-organization"]).toBe("org-9")
         expect(last.headers["openai-project"]).toBe("proj-9")
       }),

@@ -130,6 +130,13 @@ const errorBody = (
 
 const terminal = new Set(["failed", "completed", "expired", "cancelled"])
 
+export interface SeenRequest {
+  readonly method: string
+  readonly path: string
+  readonly query: string
+  readonly headers: Readonly<Record<string, string | undefined>>
+}
+
 export interface Engine {
   readonly handle: (request: Request) => Effect.Effect<Reply>
   readonly inject: (rule: FaultRule) => Effect.Effect<void>
@@ -138,8 +145,8 @@ export interface Engine {
   /** The batches as the API would show them now, newest first. */
   readonly batches: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
   readonly files: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
-  /** Every request seen, in order (method and path), for tests that count traffic. */
-  readonly requests: Effect.Effect<ReadonlyArray<{ readonly method: string; readonly path: string }>>
+  /** Every request seen, in order, for tests that count traffic (headers without `authorization`). */
+  readonly requests: Effect.Effect<ReadonlyArray<SeenRequest>>
 }
 
 export const make = (options: EngineOptions): Effect.Effect<Engine> =>
@@ -147,7 +154,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
     const files = new Map<string, StoredFile>()
     const batches = new Map<string, StoredBatch>()
     const batchOrder: Array<string> = []
-    const seen: Array<{ method: string; path: string }> = []
+    const seen: Array<SeenRequest> = []
     const faults = yield* Ref.make<ReadonlyArray<{ readonly rule: FaultRule; readonly left: number }>>([])
     let counter = 0
     const nextId = (prefix: string, length = 24) => {
@@ -886,7 +893,8 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
 
     const handle = (req: Request): Effect.Effect<Reply> =>
       Effect.gen(function* () {
-        seen.push({ method: req.method, path: req.path })
+        const { authorization: _, ...headers } = req.headers
+        seen.push({ method: req.method, path: req.path, query: req.query.toString(), headers })
         const requestId = nextId("req_", 32)
         const withId = (reply: Reply): Reply =>
           reply._tag === "Answer"

@@ -161,8 +161,8 @@ export interface Service {
   readonly batches: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
   /** Every stored file (plain JSON objects). */
   readonly files: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
-  /** Every request the simulator saw, in order. */
-  readonly requests: Effect.Effect<ReadonlyArray<{ readonly method: string; readonly path: string }>>
+  /** Every request the simulator saw, in order (headers without `authorization`). */
+  readonly requests: Effect.Effect<ReadonlyArray<Engine.SeenRequest>>
 }
 
 /**

@@ -1,0 +1,235 @@
+/**
+ * The emulator: the simulator of `@batchkit/core/testing` served over the real wire protocol on
+ * 127.0.0.1, for clients that speak HTTP (the official SDKs, curl, the CLI, benchmarks).
+ *
+ * Its clock runs `speed` times faster than the wall clock (simulated time is what the batches
+ * see; timestamps in answers are simulated too). Faults can be armed at start (`faults`) and at
+ * run time through an admin route:
+ *
+ * - `POST /__admin/faults` with `{"operation": "batches.create", "fault": {"_tag": "ResetAfter"}, "times": 1}`
+ *   (or an array of them) arms faults; `GET` lists the armed ones; `DELETE` disarms all.
+ * - `GET /__admin/batches` lists every batch as the API would show it now.
+ *
+ * @since 0.1.0
+ */
+import { Simulator } from "@batchkit/core/testing"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Data from "effect/Data"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Omit<Simulator.Options, "now"> {
+  /** Default 0: a free port. */
+  readonly port?: number | undefined
+  /** How much faster than the wall clock the batches move. Default 1. */
+  readonly speed?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** e.g. `http://127.0.0.1:43111/v1`: what clients take as their base URL. */
+  readonly url: string
+  readonly port: number
+  /** The simulator behind it: arm faults, look at batches and requests. */
+  readonly simulator: Simulator.Service
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Emulator extends Context.Tag("@batchkit/node/Emulator")<Emulator, Service>() {}
+
+/**
+ * The server could not listen (the port is taken, say).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenError extends Data.TaggedError("ListenError")<{ readonly message: string }> {}
+
+const readBody = (req: IncomingMessage) =>
+  new Promise<Uint8Array>((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => chunks.push(c))
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    req.on("error", reject)
+  })
+
+const sendJson = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "x-request-id": `req_admin_${randomUUID().replaceAll("-", "")}`
+  })
+  res.end(JSON.stringify(body))
+}
+
+const admin = async (
+  simulator: Simulator.Service,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  body: Uint8Array
+) => {
+  if (path === "/__admin/faults") {
+    if (req.method === "GET")
+      return sendJson(res, 200, { faults: await Effect.runPromise(simulator.pendingFaults) })
+    if (req.method === "DELETE") {
+      await Effect.runPromise(simulator.clearFaults)
+      return sendJson(res, 200, { faults: [] })
+    }
+    if (req.method === "POST") {
+      let rules: unknown
+      try {
+        rules = JSON.parse(new TextDecoder().decode(body))
+      } catch {
+        return sendJson(res, 400, {
+          error: { message: "the body must be JSON", type: "invalid_request_error", param: null, code: null }
+        })
+      }
+      const list = (Array.isArray(rules) ? rules : [rules]) as Array<Simulator.FaultRule>
+      const tags = new Set([
+        "RateLimited",
+        "ServerError",
+        "ResetBefore",
+        "ResetAfter",
+        "Slow",
+        "TruncatedBody"
+      ])
+      for (const rule of list) {
+        const known =
+          rule?.operation === "*" || Simulator.operations.includes(rule?.operation as Simulator.Operation)
+        if (!known || !tags.has(rule?.fault?._tag)) {
+          return sendJson(res, 400, {
+            error: {
+              message: `each fault needs an operation (${["*", ...Simulator.operations].join(", ")}) and a fault._tag (${[...tags].join(", ")})`,
+              type: "invalid_request_error",
+              param: "fault",
+              code: null
+            }
+          })
+        }
+      }
+      for (const rule of list)
+        await Effect.runPromise(simulator.inject(rule.operation, rule.fault, rule.times ?? 1))
+      return sendJson(res, 200, { faults: await Effect.runPromise(simulator.pendingFaults) })
+    }
+  }
+  if (path === "/__admin/batches" && req.method === "GET") {
+    return sendJson(res, 200, { data: await Effect.runPromise(simulator.batches) })
+  }
+  sendJson(res, 404, {
+    error: {
+      message: `no admin route ${req.method} ${path}`,
+      type: "invalid_request_error",
+      param: null,
+      code: null
+    }
+  })
+}
+
+/**
+ * Starts the emulator for the life of the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = (options: Options = {}): Effect.Effect<Service, ListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const speed = options.speed ?? 1
+    if (!(speed > 0)) return yield* Effect.dieMessage("Emulator: speed must be above 0")
+    const origin = Date.now()
+    const simulator = yield* Simulator.make({
+      ...options,
+      now: Effect.sync(() => origin + (Date.now() - origin) * speed)
+    })
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://127.0.0.1")
+      readBody(req)
+        .then(async (body) => {
+          if (url.pathname.startsWith("/__admin/")) return admin(simulator, req, res, url.pathname, body)
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v
+          const reply = await Effect.runPromise(
+            simulator.handle({
+              method: req.method ?? "GET",
+              path: url.pathname,
+              query: url.searchParams,
+              headers,
+              body
+            })
+          )
+          if (reply._tag === "Reset") return void req.socket.destroy()
+          res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.byteLength) })
+          if (reply.truncate) {
+            res.write(reply.body.subarray(0, Math.floor(reply.body.byteLength / 2)), () => res.destroy())
+            return
+          }
+          res.end(reply.body)
+        })
+        .catch((error: unknown) => {
+          if (res.headersSent) return void res.destroy()
+          sendJson(res, 500, {
+            error: {
+              message: `emulator failure: ${String(error)}`,
+              type: "server_error",
+              param: null,
+              code: null
+            }
+          })
+        })
+    })
+    yield* Effect.async<void, ListenError>((resume) => {
+      server.once("error", (error) =>
+        resume(
+          Effect.fail(
+            new ListenError({ message: `cannot listen on 127.0.0.1:${options.port ?? 0}: ${error.message}` })
+          )
+        )
+      )
+      server.listen(options.port ?? 0, "127.0.0.1", () => resume(Effect.void))
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
+    )
+    const { port } = server.address() as AddressInfo
+    return { url: `http://127.0.0.1:${port}/v1`, port, simulator }
+  })
+
+/**
+ * The emulator as a layer: started when the layer is built, stopped when it is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<Emulator, ListenError> =>
+  Layer.scoped(Emulator, serve(options))
+
+/**
+ * Starts the emulator outside Effect (for test suites of other clients): `close()` stops it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const start = async (
+  options?: Options
+): Promise<Service & { readonly close: () => Promise<void> }> => {
+  const scope = Effect.runSync(Scope.make())
+  const service = await Effect.runPromise(Scope.extend(serve(options), scope))
+  return { ...service, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
