@@ -30,7 +30,10 @@ import type { AddressInfo } from "node:net"
 export interface Options extends Omit<Simulator.Options, "now"> {
   /** Default 0: a free port. */
   readonly port?: number | undefined
-  /** How much faster than the wall clock the batches move. Default 1. */
+  /**
+   * How much faster than the wall clock the batches move. Default 60: a minute a second, so a
+   * batch of a few hundred lines completes in seconds and the 24 h window closes in 24 minutes.
+   */
   readonly speed?: number | undefined
 }
 
@@ -148,7 +151,7 @@ const admin = async (
  */
 export const serve = (options: Options = {}): Effect.Effect<Service, ListenError, Scope.Scope> =>
   Effect.gen(function* () {
-    const speed = options.speed ?? 1
+    const speed = options.speed ?? 60
     if (!(speed > 0)) return yield* Effect.dieMessage("Emulator: speed must be above 0")
     const origin = Date.now()
     const simulator = yield* Simulator.make({
@@ -230,6 +233,11 @@ export const start = async (
   options?: Options
 ): Promise<Service & { readonly close: () => Promise<void> }> => {
   const scope = Effect.runSync(Scope.make())
-  const service = await Effect.runPromise(Scope.extend(serve(options), scope))
+  const service = await Effect.runPromise(Scope.extend(serve(options), scope)).catch(
+    async (error: unknown) => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      throw error
+    }
+  )
   return { ...service, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
