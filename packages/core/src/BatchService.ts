@@ -43,11 +43,11 @@ import {
   type BatchError,
   type InvalidRequest,
   type RequestError,
-  ResponseDecodeError,
   invalid,
   isRetryable
 } from "./BatchError.js"
 import * as Api from "./internal/api.js"
+import { paginate } from "./internal/paginate.js"
 import { decodeParams } from "./internal/schema.js"
 
 /**
@@ -216,30 +216,10 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
 
     const stream = (params: ListBatchesParams = {}) =>
       Stream.unwrap(
-        decodeList(params).pipe(
-          Effect.map((query) => {
-            const seen = new Set<string>()
-            return Stream.paginateChunkEffect(query.after, (after) =>
-              list(after === undefined ? { ...query, after: undefined } : { ...query, after }).pipe(
-                Effect.flatMap((page) => {
-                  const last = page.data.at(-1)?.id
-                  if (!page.has_more || last === undefined) {
-                    return Effect.succeed([Chunk.fromIterable(page.data), Option.none<string>()] as const)
-                  }
-                  if (last === after || seen.has(last)) {
-                    return Effect.fail(
-                      new ResponseDecodeError({
-                        message: `the list did not advance: after=${after ?? "(start)"} gave a page ending at ${last} again with has_more: true`,
-                        request: "GET /batches"
-                      })
-                    )
-                  }
-                  seen.add(last)
-                  return Effect.succeed([Chunk.fromIterable(page.data), Option.some(last)] as const)
-                })
-              )
-            )
-          })
+        Effect.map(decodeList(params), (query) =>
+          paginate("GET /batches", query.after, (after) =>
+            list(after === undefined ? { ...query, after: undefined } : { ...query, after })
+          )
         )
       )
 

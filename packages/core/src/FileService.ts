@@ -21,6 +21,7 @@ import {
 } from "./BatchFile.js"
 import { decodeOutcomes, inputLimits, type Outcome } from "./BatchLine.js"
 import * as Api from "./internal/api.js"
+import { paginate } from "./internal/paginate.js"
 import { decodeParams } from "./internal/schema.js"
 import { ResourceId } from "./Batch.js"
 
@@ -88,6 +89,8 @@ export interface Service {
   readonly retrieve: (fileId: string) => Effect.Effect<FileObjectType, InvalidRequest | RequestError>
   /** `GET /files`: one page. */
   readonly list: (params?: ListFilesParams) => Effect.Effect<FilePage, InvalidRequest | RequestError>
+  /** Every file across pages (`limit` is the page size); fails instead of looping on a stuck cursor. */
+  readonly stream: (params?: ListFilesParams) => Stream.Stream<FileObjectType, InvalidRequest | RequestError>
   /** `DELETE /files/{file_id}`. */
   readonly delete: (fileId: string) => Effect.Effect<FileDeletedType, InvalidRequest | RequestError>
   /** `GET /files/{file_id}/content` as bytes. Opening is retried; a body cut midway fails the stream. */
@@ -188,6 +191,15 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         })
       )
 
+    const stream = (params: ListFilesParams = {}) =>
+      Stream.unwrap(
+        Effect.map(decodeList(params), (query) =>
+          paginate("GET /files", query.after, (after) =>
+            list(after === undefined ? { ...query, after: undefined } : { ...query, after })
+          )
+        )
+      )
+
     const remove = (fileId: string) =>
       checkId(fileId).pipe(
         Effect.flatMap((id) => api.json(api.request("DELETE", `/files/${id}`), FileDeleted))
@@ -230,7 +242,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         })
       )
 
-    return { upload, retrieve, list, delete: remove, content, results } satisfies Service
+    return { upload, retrieve, list, stream, delete: remove, content, results } satisfies Service
   }
 )
 

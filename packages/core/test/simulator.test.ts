@@ -86,6 +86,17 @@ describe("Simulator, driven by TestClock", () => {
       }).pipe(Effect.provide(Simulator.layer()))
   )
 
+  it.effect("files.stream returns every file across pages, once each", () =>
+    Effect.gen(function* () {
+      const { files } = yield* services
+      for (let i = 0; i < 5; i++) yield* files.upload(FileService.fromBytes(`f${i}.jsonl`, jsonl(1)))
+      const ids = Chunk.toArray(yield* Stream.runCollect(files.stream({ limit: 2, order: "asc" }))).map(
+        (f) => f.filename
+      )
+      expect(ids).toEqual(["f0.jsonl", "f1.jsonl", "f2.jsonl", "f3.jsonl", "f4.jsonl"])
+    }).pipe(Effect.provide(Simulator.layer()))
+  )
+
   it.effect("validation failures end the batch failed with errors.data naming each line", () =>
     Effect.gen(function* () {
       const { batches } = yield* services
