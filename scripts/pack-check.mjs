@@ -76,6 +76,8 @@ export default program
   process.stdout.write(sh("node", ["check.mjs"], app))
   const version = sh(join(app, "node_modules/.bin/batchkit"), ["--version"], app).trim()
   if (!/\d+\.\d+\.\d+/.test(version)) throw new Error(`batchkit --version printed ${version}`)
+  const help = sh(join(app, "node_modules/.bin/batchkit"), ["submit", "--help"], app)
+  if (!help.includes("--dry-run")) throw new Error("batchkit submit --help did not describe --dry-run")
   console.log(`batchkit bin ok (${version})`)
   sh(join(app, "node_modules/.bin/tsc"), ["-p", "."], app)
   console.log("types ok")

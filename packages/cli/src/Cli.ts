@@ -1,159 +1,98 @@
 /**
- * The `batchkit` command. This first cut covers the batch operations that need no files:
- * `retrieve`, `list` (one page or `--all`), `cancel` and `watch`. Every command takes the
- * common options and follows the contract's output rules and exit codes.
+ * The `batchkit` command, per the CLI contract of design.md: every command, its options, its
+ * output (tables for people, the API's JSON for scripts; data on stdout only) and exit codes.
  */
-import { type Batch, BatchConfig, type BatchError, BatchService } from "@batchkit/core"
-import { Emulator, NodeBatch } from "@batchkit/node"
+import { type Batch, type BatchError, BatchLine, BatchService, FileService } from "@batchkit/core"
+import type { Emulator } from "@batchkit/node"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
-import * as ValidationError from "@effect/cli/ValidationError"
-import * as Config from "effect/Config"
+import type * as CliApp from "@effect/cli/CliApp"
+import type * as ValidationError from "@effect/cli/ValidationError"
 import * as Console from "effect/Console"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { existsSync, statSync } from "node:fs"
+import { type Common, common, durationOption, metadataOption, node, withServices } from "./Common.js"
 import { exitCodes, UsageError } from "./Exit.js"
+import {
+  type LocalError,
+  batchHeader,
+  batchRow,
+  checkOutputPath,
+  describeBatch,
+  fileHeader,
+  fileRow,
+  printLine,
+  table,
+  writeFileAtomically,
+  writeStdout
+} from "./Output.js"
+import * as Progress from "./Progress.js"
+import * as Results from "./Results.js"
 
-/** `250ms`, `30s`, `5m`, `1h`. */
-export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
-  if (!m) return Option.none()
-  const n = Number(m[1])
-  const unit = m[2] === "ms" ? "millis" : m[2] === "s" ? "seconds" : m[2] === "m" ? "minutes" : "hours"
-  return Option.some(Duration.decode(`${n} ${unit}` as Duration.DurationInput))
-}
+/** The API's JSON: decoded objects keep every field the server sent, known or not. */
+const json = (value: unknown) => JSON.stringify(value)
 
-const durationOption = (name: string) =>
-  Options.text(name).pipe(
-    Options.mapEffect((text) =>
-      Option.match(parseDuration(text), {
-        onNone: () =>
-          Effect.fail(
-            ValidationError.invalidValue(
-              HelpDoc.p(`--${name}: '${text}' is not a duration (write it like 250ms, 30s, 5m)`)
-            )
-          ),
-        onSome: Effect.succeed
-      })
-    ),
-    Options.optional
-  )
-
-const common = {
-  apiKey: Options.redacted("api-key").pipe(
-    Options.withFallbackConfig(Config.redacted("OPENAI_API_KEY")),
-    Options.optional,
-    Options.withDescription("API key (default: $OPENAI_API_KEY)")
-  ),
-  baseUrl: Options.text("base-url").pipe(
-    Options.withFallbackConfig(Config.string("OPENAI_BASE_URL")),
-    Options.withDefault(BatchConfig.defaultBaseUrl),
-    Options.withDescription("API base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)")
-  ),
-  organization: Options.text("organization").pipe(
-    Options.withFallbackConfig(Config.string("OPENAI_ORG_ID")),
-    Options.optional
-  ),
-  project: Options.text("project").pipe(
-    Options.withFallbackConfig(Config.string("OPENAI_PROJECT_ID")),
-    Options.optional
-  ),
-  maxRetries: Options.integer("max-retries").pipe(Options.withDefault(2)),
-  timeout: durationOption("timeout"),
-  json: Options.boolean("json").pipe(
-    Options.withDescription("print the API's JSON (NDJSON for lists and streams)")
-  )
-}
-
-type Common = {
-  readonly apiKey: Option.Option<Redacted.Redacted<string>>
-  readonly baseUrl: string
-  readonly organization: Option.Option<string>
-  readonly project: Option.Option<string>
-  readonly maxRetries: number
-  readonly timeout: Option.Option<Duration.Duration>
-  readonly json: boolean
-}
-
-/** Provides the services from the common options; a missing key is a usage error. */
-const withServices =
-  (options: Common) =>
-  <A, E>(effect: Effect.Effect<A, E, BatchService.BatchService>) =>
-    Effect.gen(function* () {
-      const apiKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
-      if (Option.isNone(apiKey)) {
-        return yield* Effect.fail(
-          new UsageError({ message: "no API key: set OPENAI_API_KEY or pass --api-key" })
-        )
-      }
-      if (options.maxRetries < 0)
-        return yield* Effect.fail(new UsageError({ message: "--max-retries must be 0 or more" }))
-      return yield* effect.pipe(
-        Effect.provide(
-          NodeBatch.layer({
-            apiKey: apiKey.value,
-            baseUrl: options.baseUrl,
-            organization: Option.getOrUndefined(options.organization),
-            project: Option.getOrUndefined(options.project),
-            maxRetries: options.maxRetries,
-            timeout: Option.getOrUndefined(options.timeout)
-          })
-        )
-      )
-    })
-
-/** The API's JSON: decoded batches keep every field the server sent, known or not. */
-const json = (batch: Batch.Batch) => JSON.stringify(batch)
-
-const when = (seconds: number | null | undefined) =>
-  seconds == null ? "-" : new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19)
-
-const counts = (b: Batch.Batch) =>
-  b.request_counts == null
-    ? "-"
-    : `${b.request_counts.completed}/${b.request_counts.failed}/${b.request_counts.total}`
-
-/** Aligned columns for people. */
-export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? []
-  return rows
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  "))
-    .join("\n")
-}
-
-const header = ["ID", "STATUS", "ENDPOINT", "DONE/FAILED/TOTAL", "CREATED"]
-const row = (b: Batch.Batch) => [b.id, b.status, b.endpoint, counts(b), when(b.created_at)]
-
-const describeBatch = (b: Batch.Batch) =>
-  table([
-    ["id", b.id],
-    ["status", b.status],
-    ["endpoint", b.endpoint],
-    ["model", b.model ?? "-"],
-    ["input file", b.input_file_id],
-    ["output file", b.output_file_id || "-"],
-    ["error file", b.error_file_id || "-"],
-    ["requests", `${counts(b)} (completed/failed/total)`],
-    ["created", when(b.created_at)],
-    ["expires", when(b.expires_at)],
-    ...(b.errors?.data ?? []).map((e) => [
-      "error",
-      `${e.code ?? ""} ${e.line != null ? `line ${e.line}: ` : ""}${e.message ?? ""}`
-    ]),
-    ...Object.entries(b.metadata ?? {}).map(([k, v]) => [`metadata ${k}`, v])
-  ])
+const printBatch = (o: Common, b: Batch.Batch) => printLine(o.json ? json(b) : describeBatch(b))
 
 const batchId = Args.text({ name: "BATCH_ID" })
+const fileId = Args.text({ name: "FILE_ID" })
+const outputOption = Options.file("output").pipe(
+  Options.withAlias("o"),
+  Options.optional,
+  Options.withDescription("write to this file (it appears only when complete) instead of stdout")
+)
+
+const inputFile = (path: string, option: string) =>
+  Effect.suspend(() =>
+    existsSync(path) && statSync(path).isFile()
+      ? Effect.succeed(path)
+      : Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
+  )
+
+const setExit = (code: number) =>
+  Effect.sync(() => {
+    process.exitCode = code
+  })
+
+const endedBadly = (b: Batch.Batch) =>
+  b.status === "failed" || b.status === "expired" || b.status === "cancelled"
+
+// ---- batches -------------------------------------------------------------------------------
+
+const create = Command.make(
+  "create",
+  {
+    ...common,
+    inputFileId: Options.text("input-file-id").pipe(Options.withDescription("the uploaded input file")),
+    endpoint: Options.text("endpoint").pipe(Options.withDescription("e.g. /v1/chat/completions")),
+    completionWindow: Options.text("completion-window").pipe(
+      Options.withDefault("24h"),
+      Options.withDescription("only 24h exists")
+    ),
+    metadata: metadataOption
+  },
+  (o) =>
+    Effect.flatMap(BatchService.BatchService, (s) =>
+      s.create({
+        input_file_id: o.inputFileId,
+        endpoint: o.endpoint as `/v1/${string}`,
+        completion_window: o.completionWindow as "24h",
+        ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {})
+      })
+    ).pipe(
+      Effect.flatMap((b) => printBatch(o, b)),
+      withServices(o)
+    )
+).pipe(Command.withDescription("Create a batch from an uploaded file"))
 
 const retrieve = Command.make("retrieve", { ...common, batchId }, (o) =>
   Effect.flatMap(BatchService.BatchService, (s) => s.retrieve(o.batchId)).pipe(
-    Effect.flatMap((b) => Console.log(o.json ? json(b) : describeBatch(b))),
+    Effect.flatMap((b) => printBatch(o, b)),
     withServices(o)
   )
 ).pipe(Command.withDescription("Show one batch"))
@@ -162,7 +101,10 @@ const list = Command.make(
   "list",
   {
     ...common,
-    limit: Options.integer("limit").pipe(Options.optional, Options.withDescription("page size, 1..100")),
+    limit: Options.integer("limit").pipe(
+      Options.optional,
+      Options.withDescription("page size, 1 to 100 (with --all: the size of each page)")
+    ),
     after: Options.text("after").pipe(Options.optional, Options.withDescription("start after this batch id")),
     all: Options.boolean("all").pipe(Options.withDescription("follow every page"))
   },
@@ -176,38 +118,318 @@ const list = Command.make(
       const batches = o.all
         ? s.stream(params)
         : Stream.unwrap(Effect.map(s.list(params), (p) => Stream.fromIterable(p.data)))
-      if (o.json) return yield* Stream.runForEach(batches, (b) => Console.log(json(b)))
-      const rows = yield* Stream.runCollect(Stream.map(batches, row))
-      yield* Console.log(table([header, ...rows]))
+      if (o.json) return yield* Stream.runForEach(batches, (b) => printLine(json(b)))
+      const rows = yield* Stream.runCollect(Stream.map(batches, batchRow))
+      yield* printLine(table([batchHeader, ...rows]))
     }).pipe(withServices(o))
 ).pipe(Command.withDescription("List batches, newest first"))
 
 const cancel = Command.make("cancel", { ...common, batchId }, (o) =>
   Effect.flatMap(BatchService.BatchService, (s) => s.cancel(o.batchId)).pipe(
-    Effect.flatMap((b) => Console.log(o.json ? json(b) : `${b.id} ${b.status}`)),
+    Effect.flatMap((b) => (o.json ? printLine(json(b)) : printLine(`${b.id} ${b.status}`))),
     withServices(o)
   )
-).pipe(Command.withDescription("Cancel a batch"))
+).pipe(Command.withDescription("Cancel a batch (cancelling takes up to 10 minutes)"))
 
-const watch = Command.make("watch", { ...common, batchId, interval: durationOption("interval") }, (o) =>
-  Effect.gen(function* () {
-    const s = yield* BatchService.BatchService
-    const schedule = Option.map(o.interval, (d) => Schedule.spaced(d))
-    const last = yield* s.watch(o.batchId, Option.isSome(schedule) ? { schedule: schedule.value } : {}).pipe(
-      Stream.tap((b) =>
-        o.json
-          ? Console.log(json(b))
-          : Console.error(`${new Date().toISOString().slice(11, 19)} ${b.id} ${b.status} ${counts(b)}`)
-      ),
-      Stream.runLast
+const pollSchedule = (interval: Option.Option<Duration.Duration>) =>
+  Option.match(interval, {
+    onNone: () => ({}),
+    onSome: (d) => ({ schedule: Schedule.spaced(d) })
+  })
+
+/** Watches to the end: NDJSON snapshots with --json, progress on stderr otherwise. */
+const follow = (o: Common, id: string, interval: Option.Option<Duration.Duration>, snapshots: boolean) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const s = yield* BatchService.BatchService
+      const progress = yield* Progress.tracker(Progress.isTerminal())
+      const last = yield* s.watch(id, pollSchedule(interval)).pipe(
+        Stream.tap((b) => (snapshots && o.json ? printLine(json(b)) : progress.update(b))),
+        Stream.runLast,
+        Effect.ensuring(progress.done)
+      )
+      return Option.getOrThrow(last)
+    })
+  ).pipe(
+    Effect.onInterrupt(() =>
+      Console.error(`stopped watching; batch ${id} goes on (batchkit watch ${id}, batchkit results ${id})`)
     )
-    if (Option.isSome(last) && ["failed", "expired", "cancelled"].includes(last.value.status)) {
-      yield* Effect.sync(() => {
-        process.exitCode = exitCodes.batchEndedBadly
-      })
+  )
+
+const watch = Command.make(
+  "watch",
+  {
+    ...common,
+    batchId,
+    interval: durationOption("interval", "poll this often (default: adaptive, 1s to 1m)")
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const ended = yield* follow(o, o.batchId, o.interval, true)
+      if (!o.json) yield* printLine(describeBatch(ended))
+      if (endedBadly(ended)) yield* setExit(exitCodes.batchEndedBadly)
+    }).pipe(withServices(o))
+).pipe(
+  Command.withDescription("Follow a batch until it ends; exit 3 if it ends failed, expired or cancelled")
+)
+
+// ---- results -------------------------------------------------------------------------------
+
+/** Writes the results of `batch` to `output` (or stdout), in input order when `ids` are given. */
+const writeResults = (
+  batch: Batch.Batch,
+  output: Option.Option<string>,
+  ids: ReadonlyArray<string> | undefined
+) =>
+  Effect.gen(function* () {
+    const files = yield* FileService.FileService
+    const tally: Results.Tally = { counts: {}, missing: [] }
+    const outcomes = files.results(batch)
+    const bytes =
+      ids === undefined ? Results.unordered(outcomes, tally) : Results.ordered(outcomes, ids, tally)
+    if (Option.isSome(output)) yield* writeFileAtomically(output.value, bytes)
+    else yield* Stream.runForEach(bytes, writeStdout)
+    yield* Console.error(
+      `${batch.id}: ${Results.summary(tally)}${Option.isSome(output) ? ` written to ${output.value}` : ""}`
+    )
+    if (tally.missing.length > 0) {
+      const shown = tally.missing.slice(0, 10).join(", ")
+      yield* Console.error(
+        `${tally.missing.length} input line(s) have no result: ${shown}${tally.missing.length > 10 ? ", …" : ""}`
+      )
     }
-  }).pipe(withServices(o))
-).pipe(Command.withDescription("Follow a batch until it ends; exit 3 if it fails, expires or is cancelled"))
+  })
+
+const results = Command.make(
+  "results",
+  {
+    ...common,
+    batchId,
+    input: Options.file("input").pipe(
+      Options.optional,
+      Options.withDescription("the input JSONL: write results in its order, and report lines with no result")
+    ),
+    output: outputOption
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const output = Option.isSome(o.output)
+        ? Option.some(yield* checkOutputPath(o.output.value))
+        : Option.none()
+      const ids = Option.isSome(o.input) ? yield* Results.inputIds(o.input.value) : undefined
+      const batch = yield* Effect.flatMap(BatchService.BatchService, (s) => s.retrieve(o.batchId))
+      yield* writeResults(batch, output, ids)
+    }).pipe(withServices(o))
+).pipe(
+  Command.withDescription(
+    "Write a batch's results as JSONL: custom_id, outcome, and the response or error (output and error files joined)"
+  )
+)
+
+// ---- submit --------------------------------------------------------------------------------
+
+const upload = (
+  path: string,
+  purpose: "batch" | "user_data" | "assistants" | "fine-tune" | "vision" | "evals"
+) =>
+  Effect.gen(function* () {
+    const files = yield* FileService.FileService
+    const { NodeFileSource } = yield* node
+    const source = yield* NodeFileSource.fromPath(path)
+    const progress = Progress.uploadProgress(source.size, Progress.isTerminal())
+    const counted = {
+      ...source,
+      stream: Stream.tap(source.stream, (chunk) => Effect.sync(() => progress.sent(chunk.byteLength)))
+    }
+    return yield* files.upload(counted, { purpose }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+  })
+
+const submit = Command.make(
+  "submit",
+  {
+    ...common,
+    file: Args.text({ name: "FILE.jsonl" }),
+    endpoint: Options.text("endpoint").pipe(
+      Options.optional,
+      Options.withDescription("default: the url of the lines")
+    ),
+    metadata: metadataOption,
+    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("validate and summarise; send nothing")),
+    wait: Options.boolean("wait").pipe(Options.withDescription("watch to the end and write the results")),
+    output: outputOption,
+    interval: durationOption("interval", "with --wait: poll this often (default: adaptive)")
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const path = yield* inputFile(o.file, "FILE.jsonl")
+      const output = Option.isSome(o.output)
+        ? Option.some(yield* checkOutputPath(o.output.value))
+        : Option.none()
+      if (Option.isSome(output) && !o.wait) {
+        return yield* Effect.fail(
+          new UsageError({ message: "--output needs --wait (results exist once the batch ends)" })
+        )
+      }
+      const { NodeFileSource } = yield* node
+      const summary = yield* BatchLine.validateInput(NodeFileSource.stream(path), {
+        endpoint: Option.getOrUndefined(o.endpoint)
+      }).pipe(Effect.mapError((e) => new UsageError({ message: `${path}: cannot read: ${e.message}` })))
+      if (summary.problemCount > 0) {
+        const lines = summary.problems.map(
+          (p) => `${path}${p.line !== null ? `:${p.line}` : ""}: ${p.message} (${p.code})`
+        )
+        const more = summary.problemCount - summary.problems.length
+        return yield* Effect.fail(
+          new UsageError({
+            message: `${path} would fail validation, nothing was sent:\n${lines.join("\n")}${more > 0 ? `\n… and ${more} more` : ""}`
+          })
+        )
+      }
+      const endpoint = (Option.getOrUndefined(o.endpoint) ?? summary.endpoint) as `/v1/${string}`
+      if (o.dryRun) {
+        const facts = {
+          file: path,
+          lines: summary.lines,
+          bytes: summary.bytes,
+          endpoint,
+          model: summary.model ?? null
+        }
+        return yield* printLine(
+          o.json
+            ? json(facts)
+            : table([
+                ["file", path],
+                ["lines", String(summary.lines)],
+                ["bytes", String(summary.bytes)],
+                ["endpoint", endpoint],
+                ["model", summary.model ?? "-"],
+                ["valid", "yes (dry run: nothing was sent)"]
+              ])
+        )
+      }
+      const ids = o.wait ? yield* Results.inputIds(path, "FILE.jsonl") : undefined
+      yield* Effect.gen(function* () {
+        const file = yield* upload(path, "batch")
+        yield* Console.error(`uploaded ${path} as ${file.id} (${file.bytes} bytes)`)
+        const batch = yield* Effect.flatMap(BatchService.BatchService, (s) =>
+          s.create({
+            input_file_id: file.id,
+            endpoint,
+            ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {})
+          })
+        )
+        if (!o.wait) return yield* printBatch(o, batch)
+        yield* Console.error(`created ${batch.id}; watching it (Ctrl-C stops watching, not the batch)`)
+        const ended = yield* follow(o, batch.id, o.interval, false)
+        if (ended.status === "failed") {
+          for (const e of ended.errors?.data ?? []) {
+            yield* Console.error(
+              `${path}${e.line != null ? `:${e.line}` : ""}: ${e.message ?? ""} (${e.code ?? "error"})`
+            )
+          }
+        } else {
+          // completed, expired or cancelled: every result that exists is saved before the exit code says how it ended
+          yield* writeResults(ended, output, ids)
+        }
+        if (Option.isSome(output)) yield* printBatch(o, ended)
+        else yield* Console.error(`${ended.id} ended ${ended.status}`)
+        if (endedBadly(ended)) yield* setExit(exitCodes.batchEndedBadly)
+      }).pipe(withServices(o))
+    })
+).pipe(
+  Command.withDescription(
+    "Validate a JSONL file locally, upload it and create a batch; --wait follows it and writes the results"
+  )
+)
+
+// ---- files ---------------------------------------------------------------------------------
+
+const filesUpload = Command.make(
+  "upload",
+  {
+    ...common,
+    file: Args.text({ name: "FILE" }),
+    purpose: Options.choice("purpose", [
+      "batch",
+      "user_data",
+      "assistants",
+      "fine-tune",
+      "vision",
+      "evals"
+    ]).pipe(Options.withDefault("batch" as const))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const path = yield* inputFile(o.file, "FILE")
+      const file = yield* upload(path, o.purpose).pipe(withServices(o))
+      yield* printLine(o.json ? json(file) : table([fileHeader, fileRow(file)]))
+    })
+).pipe(Command.withDescription("Upload a file (streamed from disk)"))
+
+const filesRetrieve = Command.make("retrieve", { ...common, fileId }, (o) =>
+  Effect.flatMap(FileService.FileService, (s) => s.retrieve(o.fileId)).pipe(
+    Effect.flatMap((f) => printLine(o.json ? json(f) : table([fileHeader, fileRow(f)]))),
+    withServices(o)
+  )
+).pipe(Command.withDescription("Show one file"))
+
+const filesList = Command.make(
+  "list",
+  {
+    ...common,
+    purpose: Options.text("purpose").pipe(
+      Options.optional,
+      Options.withDescription("e.g. batch, batch_output")
+    ),
+    limit: Options.integer("limit").pipe(Options.optional, Options.withDescription("page size, 1 to 10000")),
+    after: Options.text("after").pipe(Options.optional),
+    order: Options.choice("order", ["asc", "desc"]).pipe(Options.optional),
+    all: Options.boolean("all").pipe(Options.withDescription("follow every page"))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const s = yield* FileService.FileService
+      const params = {
+        ...(Option.isSome(o.purpose) ? { purpose: o.purpose.value } : {}),
+        ...(Option.isSome(o.limit) ? { limit: o.limit.value } : {}),
+        ...(Option.isSome(o.after) ? { after: o.after.value } : {}),
+        ...(Option.isSome(o.order) ? { order: o.order.value } : {})
+      }
+      const files = o.all
+        ? s.stream(params)
+        : Stream.unwrap(Effect.map(s.list(params), (p) => Stream.fromIterable(p.data)))
+      if (o.json) return yield* Stream.runForEach(files, (f) => printLine(json(f)))
+      const rows = yield* Stream.runCollect(Stream.map(files, fileRow))
+      yield* printLine(table([fileHeader, ...rows]))
+    }).pipe(withServices(o))
+).pipe(Command.withDescription("List files"))
+
+const filesDelete = Command.make("delete", { ...common, fileId }, (o) =>
+  Effect.flatMap(FileService.FileService, (s) => s.delete(o.fileId)).pipe(
+    Effect.flatMap((d) => printLine(o.json ? json(d) : `${d.id} ${d.deleted ? "deleted" : "not deleted"}`)),
+    withServices(o)
+  )
+).pipe(Command.withDescription("Delete a file"))
+
+const filesContent = Command.make("content", { ...common, fileId, output: outputOption }, (o) =>
+  Effect.gen(function* () {
+    const output = Option.isSome(o.output)
+      ? Option.some(yield* checkOutputPath(o.output.value))
+      : Option.none()
+    yield* Effect.gen(function* () {
+      const bytes = (yield* FileService.FileService).content(o.fileId)
+      if (Option.isSome(output)) yield* writeFileAtomically(output.value, bytes)
+      else yield* Stream.runForEach(bytes, writeStdout)
+    }).pipe(withServices(o))
+  })
+).pipe(Command.withDescription("Download a file's content"))
+
+const files = Command.make("files").pipe(
+  Command.withDescription("Upload, inspect, download and delete files"),
+  Command.withSubcommands([filesUpload, filesRetrieve, filesList, filesDelete, filesContent])
+)
+
+// ---- emulator ------------------------------------------------------------------------------
 
 const emulator = Command.make(
   "emulator",
@@ -228,20 +450,31 @@ const emulator = Command.make(
       if (Option.isSome(o.port) && (o.port.value < 0 || o.port.value > 65535)) {
         return yield* Effect.fail(new UsageError({ message: "--port must be from 0 to 65535" }))
       }
+      const { Emulator } = yield* node
       const server = yield* Emulator.serve({
         speed: o.speed,
         port: Option.getOrUndefined(o.port),
         apiKey: Option.getOrUndefined(o.apiKey)
       })
-      yield* Console.log(server.url)
+      yield* printLine(server.url)
       yield* Console.error(`emulator listening on ${server.url} (speed ${o.speed}×); Ctrl-C stops it`)
       return yield* Effect.never
     }).pipe(Effect.scoped)
 ).pipe(Command.withDescription("Serve the Batch API emulator on 127.0.0.1 and print its base URL"))
 
-export const command = Command.make("batchkit").pipe(
+const command = Command.make("batchkit").pipe(
   Command.withDescription("The OpenAI Batch API from the terminal"),
-  Command.withSubcommands([retrieve, list, cancel, watch, emulator])
+  Command.withSubcommands([create, retrieve, list, cancel, watch, submit, results, files, emulator])
 )
 
-export type CliError = BatchError.BatchError | UsageError | Emulator.ListenError
+/** Everything a command can fail with, each mapped to its exit code by `Exit.report`. */
+export type CliError = BatchError.BatchError | UsageError | LocalError | Emulator.ListenError
+
+/** Runs the CLI on a full `process.argv`. */
+export const run: (
+  argv: ReadonlyArray<string>,
+  version: string
+) => Effect.Effect<void, CliError | ValidationError.ValidationError, CliApp.CliApp.Environment> = (
+  argv,
+  version
+) => Command.run(command, { name: "batchkit", version })(argv)

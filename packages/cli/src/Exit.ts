@@ -1,59 +1,61 @@
-/** Exit codes and the one-line error report of the CLI contract. */
+/** Exit codes, and the one line on stderr that reports an error. */
 import type { BatchError } from "@batchkit/core"
 import * as Data from "effect/Data"
 
 export const exitCodes = { ok: 0, apiOrNetwork: 1, usage: 2, batchEndedBadly: 3 } as const
 
-/** Bad usage found before any request: exit 2. */
+/** Bad usage or bad input, found before any request: exit 2. */
 export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-/** The exit code and the line for stderr for an error that ended a command. */
+type Reportable =
+  | BatchError.BatchError
+  | UsageError
+  | { readonly _tag: "LocalError" | "ListenError"; readonly message: string }
+
+/**
+ * The exit code, and the line for stderr: readable (status, type, code, message, request id) or,
+ * with `--json`, a JSON object in the API's error shape.
+ */
 export const report = (
-  error: BatchError.BatchError | UsageError | { readonly _tag: "ListenError"; readonly message: string },
+  error: Reportable,
   json: boolean
-): { code: number; line: string } => {
-  if (error._tag === "ListenError") {
-    const line = json
-      ? JSON.stringify({ error: { type: "listen", message: error.message } })
-      : `error: ${error.message}`
-    return { code: exitCodes.apiOrNetwork, line }
-  }
+): { readonly code: number; readonly line: string } => {
   if (error._tag === "UsageError" || error._tag === "InvalidRequest") {
+    const param = error._tag === "InvalidRequest" ? error.field : null
     return {
       code: exitCodes.usage,
       line: json
-        ? JSON.stringify({
-            error: {
-              type: "usage",
-              message: error.message,
-              ...("field" in error ? { param: error.field } : {})
-            }
-          })
+        ? JSON.stringify({ error: { message: error.message, type: "invalid_usage", param, code: null } })
         : `error: ${error.message}`
     }
   }
-  if (json) {
-    const body =
-      "status" in error
-        ? {
-            status: error.status,
-            message: error.message,
-            type: error.type ?? null,
-            code: error.code ?? null,
-            param: error.param ?? null,
-            request_id: error.requestId ?? null
-          }
-        : { message: error.message, type: error._tag, code: "reason" in error ? error.reason : null }
-    return { code: exitCodes.apiOrNetwork, line: JSON.stringify({ error: body }) }
-  }
   if ("status" in error) {
-    const parts = [`${error.status}`, error.type, error.code ? `code ${error.code}` : undefined]
+    const requestId = error.requestId ?? null
+    if (json) {
+      const body = {
+        message: error.message,
+        type: error.type ?? null,
+        param: error.param ?? null,
+        code: error.code ?? null
+      }
+      return {
+        code: exitCodes.apiOrNetwork,
+        line: JSON.stringify({ error: body, status: error.status, request_id: requestId })
+      }
+    }
+    const head = [String(error.status), error.type, error.code ? `(${error.code})` : undefined]
       .filter(Boolean)
       .join(" ")
     return {
       code: exitCodes.apiOrNetwork,
-      line: `error: ${parts}: ${error.message}${error.requestId ? ` (request id ${error.requestId})` : ""}`
+      line: `error: ${head}: ${error.message}${requestId ? ` [request id ${requestId}]` : ""}`
     }
   }
-  return { code: exitCodes.apiOrNetwork, line: `error: ${error._tag}: ${error.message}` }
+  const kind = error._tag === "TransportError" ? `${error._tag} (${error.reason})` : error._tag
+  return {
+    code: exitCodes.apiOrNetwork,
+    line: json
+      ? JSON.stringify({ error: { message: error.message, type: error._tag, param: null, code: null } })
+      : `error: ${kind}: ${error.message}`
+  }
 }

@@ -1,31 +1,22 @@
 #!/usr/bin/env node
-import * as Command from "@effect/cli/Command"
-import * as ValidationError from "@effect/cli/ValidationError"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
+/**
+ * The `batchkit` entry. `--version` and `--help` are answered here, without loading the CLI:
+ * the help text is the CLI's own, rendered at build time into dist/help.txt. Everything else
+ * loads the bundled CLI (dist/bundle/main.js).
+ */
 import { readFileSync } from "node:fs"
-import { command } from "./Cli.js"
-import { exitCodes, report } from "./Exit.js"
 
-const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-  version: string
+const args = process.argv.slice(2)
+const only = args.length === 1 ? args[0] : undefined
+
+if (only === "--version") {
+  const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string
+  }
+  process.stdout.write(`${version}\n\n`)
+} else if (only === "--help" || only === "-h") {
+  process.stdout.write(readFileSync(new URL("./help.txt", import.meta.url)))
+} else {
+  // @ts-expect-error: the bundle has no declarations; it runs the CLI when loaded
+  await import("./bundle/main.js")
 }
-const json = process.argv.includes("--json")
-
-Command.run(command, { name: "batchkit", version })(process.argv).pipe(
-  Effect.catchIf(ValidationError.isValidationError, () =>
-    Effect.sync(() => {
-      process.exitCode = exitCodes.usage
-    })
-  ),
-  Effect.catchAll((error) =>
-    Effect.sync(() => {
-      const { code, line } = report(error, json)
-      process.stderr.write(`${line}\n`)
-      process.exitCode = code
-    })
-  ),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
-)

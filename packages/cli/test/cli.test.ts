@@ -1,126 +1,333 @@
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
+/**
+ * End to end: the built CLI (dist/bin.js) as a child process against the emulator, the way a
+ * person or a script runs it.
+ */
 import { Emulator } from "@batchkit/node"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 
 const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url))
 const apiKey = "sk-cli-SECRET-5555555555"
-let server: Awaited<ReturnType<typeof Emulator.start>>
-const batchIds = async () => (await Effect.runPromise(server.simulator.batches)).map((b) => b.id as string)
-const requestCount = async () => (await Effect.runPromise(server.simulator.requests)).length
-
-const headers = () => ({ authorization: `Bearer ${apiKey}` })
-
-/** Creates a batch through the server's own API, not through the code under test. */
-const createBatch = async (lines = 1) => {
-  const upload = new FormData()
-  upload.append("purpose", "batch")
-  const jsonl = Array.from(
-    { length: lines },
-    (_, i) => `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}\n`
-  )
-  upload.append("file", new Blob(jsonl), "in.jsonl")
-  const file = (await (
-    await fetch(`${server.url}/files`, { method: "POST", body: upload, headers: headers() })
-  ).json()) as { id: string }
-  const batch = await fetch(`${server.url}/batches`, {
-    method: "POST",
-    headers: { ...headers(), "content-type": "application/json" },
-    body: JSON.stringify({
-      input_file_id: file.id,
-      endpoint: "/v1/chat/completions",
-      completion_window: "24h"
-    })
-  })
-  return ((await batch.json()) as { id: string }).id
-}
+type Server = Awaited<ReturnType<typeof Emulator.start>>
+let server: Server
+let dir: string
 
 beforeAll(async () => {
-  // 20× the wall clock: a one-line batch completes in about a second
+  // 20× the wall clock: a small batch completes in about a second
   server = await Emulator.start({ apiKey, speed: 20 })
-  for (let i = 0; i < 3; i++) await createBatch()
+  dir = mkdtempSync(join(tmpdir(), "batchkit-cli-"))
 })
 afterAll(() => server.close())
 
-/** Runs the built CLI against the server, like a user's shell would, but on a clean environment. */
-const cli = (args: Array<string>, env: Record<string, string> = { OPENAI_API_KEY: apiKey }) =>
-  // asynchronous: the server runs in this process, so a blocking spawnSync would starve it
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+const requestCount = async (s: Server = server) => (await Effect.runPromise(s.simulator.requests)).length
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the built CLI on a clean environment (PATH, the key, the base URL); async, as the server runs in this process. */
+const cli = (args: Array<string>, env: Record<string, string> = {}, s: Server = server) =>
+  new Promise<Run>((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? "", OPENAI_BASE_URL: server.url, ...env }
+      env: { PATH: process.env.PATH ?? "", OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: s.url, ...env }
     })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d: Buffer) => (stdout += d))
     child.stderr.on("data", (d: Buffer) => (stderr += d))
-    child.on("close", (code) => resolve({ code, stdout, stderr }))
+    child.on("close", (code) => {
+      // the key must never be printed, whatever the command
+      expect(stdout + stderr).not.toContain(apiKey)
+      resolve({ code, stdout, stderr })
+    })
   })
 
-describe("batchkit (built) against a loopback server", { timeout: 30_000 }, () => {
-  it("list --json prints one batch per line, exactly the ids on the server", async () => {
-    const { code, stdout, stderr } = await cli(["list", "--json", "--all", "--limit", "1"])
-    expect(stderr).toBe("")
-    expect(code).toBe(0)
-    const ids = stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l).id)
-    expect(ids.sort()).toEqual((await batchIds()).sort())
+const lines = (n: number, endpoint = "/v1/chat/completions") =>
+  `${Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `req-${i}`, method: "POST", url: endpoint, body: { model: "gpt-4o-mini", messages: [{ role: "user", content: `q${i}` }] } })).join("\n")}\n`
+
+const write = (name: string, text: string) => {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+const jsonLines = (text: string) =>
+  text
+    .trim()
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l))
+
+describe("batchkit against the emulator", { timeout: 60_000 }, () => {
+  it("files upload, retrieve, list, content --output and delete, with --json giving the API's objects", async () => {
+    const path = write("upload.jsonl", lines(3))
+    const up = await cli(["files", "upload", path, "--json"])
+    expect(up.code).toBe(0)
+    const file = JSON.parse(up.stdout)
+    expect(file).toMatchObject({
+      object: "file",
+      purpose: "batch",
+      filename: "upload.jsonl",
+      bytes: readFileSync(path).byteLength
+    })
+    expect(JSON.parse((await cli(["files", "retrieve", file.id, "--json"])).stdout).id).toBe(file.id)
+    const listed = await cli(["files", "list", "--json", "--all", "--limit", "1"])
+    expect(jsonLines(listed.stdout).map((f) => f.id)).toContain(file.id)
+    const human = await cli(["files", "list"])
+    expect(human.stdout.split("\n")[0]).toMatch(/^ID\s+PURPOSE\s+BYTES\s+FILENAME\s+CREATED$/)
+    const target = join(dir, "downloaded.jsonl")
+    const content = await cli(["files", "content", file.id, "--output", target])
+    expect(content.code).toBe(0)
+    expect(content.stdout).toBe("")
+    expect(readFileSync(target, "utf8")).toBe(readFileSync(path, "utf8"))
+    expect((await cli(["files", "content", file.id])).stdout).toBe(readFileSync(path, "utf8"))
+    const deleted = await cli(["files", "delete", file.id, "--json"])
+    expect(JSON.parse(deleted.stdout)).toEqual({ id: file.id, object: "file", deleted: true })
+    expect((await cli(["files", "retrieve", file.id])).code).toBe(1)
   })
 
-  it("retrieve --json prints the batch object; the table for people goes to stdout too", async () => {
-    const id = (await batchIds())[0]!
-    const json = await cli(["retrieve", id, "--json"])
-    expect(json.code).toBe(0)
-    expect(JSON.parse(json.stdout)).toMatchObject({ id, object: "batch" })
-    const human = await cli(["retrieve", id])
-    expect(human.stdout).toContain(id)
-    expect(human.stdout).toContain("status")
+  it("create, retrieve, list --all across pages (each batch once), watch to completed, results", async () => {
+    const file = JSON.parse((await cli(["files", "upload", write("c.jsonl", lines(5)), "--json"])).stdout)
+    const created = await cli([
+      "create",
+      "--input-file-id",
+      file.id,
+      "--endpoint",
+      "/v1/chat/completions",
+      "--metadata",
+      "team=ml",
+      "--json"
+    ])
+    expect(created.code).toBe(0)
+    const batch = JSON.parse(created.stdout)
+    expect(batch).toMatchObject({ object: "batch", status: "validating", metadata: { team: "ml" } })
+    for (let i = 0; i < 4; i++)
+      await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions"])
+    const expected = (await Effect.runPromise(server.simulator.batches)).map((b) => b.id)
+    const all = await cli(["list", "--all", "--limit", "2", "--json"])
+    expect(jsonLines(all.stdout).map((b) => b.id)).toEqual(expected)
+    const page = await cli(["list", "--limit", "2", "--json"])
+    expect(jsonLines(page.stdout).length).toBe(2)
+    const watched = await cli(["watch", batch.id, "--interval", "50ms", "--json"])
+    expect(watched.code).toBe(0)
+    const snapshots = jsonLines(watched.stdout)
+    expect(snapshots.at(-1).status).toBe("completed")
+    // a snapshot is printed only when the status or the counts change
+    const keys = snapshots.map((s) => `${s.status}|${JSON.stringify(s.request_counts)}`)
+    expect(keys.every((k, i) => i === 0 || k !== keys[i - 1])).toBe(true)
+    const retrieved = await cli(["retrieve", batch.id])
+    expect(retrieved.stdout).toMatch(/status\s+completed/)
+    const results = await cli(["results", batch.id])
+    expect(results.code).toBe(0)
+    expect(jsonLines(results.stdout).map((r) => r.outcome)).toEqual(Array(5).fill("succeeded"))
+    expect(results.stderr).toContain("5 succeeded")
   })
 
-  it("watch exits 0 after a completed batch and 3 after a cancelled one", async () => {
-    // 2,000 lines take 10 s of wall time: still running when the cancel arrives
-    const [a, b] = [await createBatch(), await createBatch(2000)]
-    const cancel = await cli(["cancel", b!])
+  it("submit --wait --output writes every result joined by custom_id, in input order", async () => {
+    const path = write("s.jsonl", lines(40))
+    const output = join(dir, "results.jsonl")
+    const run = await cli(["submit", path, "--wait", "--output", output, "--interval", "100ms", "--json"])
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toMatchObject({ object: "batch", status: "completed" })
+    const results = jsonLines(readFileSync(output, "utf8"))
+    expect(results.map((r) => r.custom_id)).toEqual(Array.from({ length: 40 }, (_, i) => `req-${i}`))
+    expect(results[0]).toMatchObject({
+      outcome: "succeeded",
+      status_code: 200,
+      response: { object: "chat.completion" }
+    })
+    expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([])
+  })
+
+  it("submit --dry-run validates and summarises without a request; bad lines exit 2 with line numbers", async () => {
+    const before = await requestCount()
+    const dry = await cli(["submit", write("dry.jsonl", lines(7)), "--dry-run", "--json"])
+    expect(dry.code).toBe(0)
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      lines: 7,
+      endpoint: "/v1/chat/completions",
+      model: "gpt-4o-mini"
+    })
+    const broken = write("broken.jsonl", `${lines(2)}{"custom_id": "x"\n${lines(1)}`)
+    const bad = await cli(["submit", broken])
+    expect(bad.code).toBe(2)
+    expect(bad.stdout).toBe("")
+    expect(bad.stderr).toContain(`${broken}:3:`)
+    expect(bad.stderr).toContain("invalid_json_line")
+    expect(bad.stderr).toContain(`${broken}:4:`)
+    expect(bad.stderr).toContain("duplicate_custom_id")
+    const mismatch = await cli(["submit", write("m.jsonl", lines(2)), "--endpoint", "/v1/embeddings"])
+    expect(mismatch.code).toBe(2)
+    expect(mismatch.stderr).toContain("url_mismatch")
+    expect(await requestCount()).toBe(before)
+  })
+
+  it("results --input writes input order and marks input lines with no result as missing", async () => {
+    const file = JSON.parse((await cli(["files", "upload", write("r.jsonl", lines(4)), "--json"])).stdout)
+    const batch = JSON.parse(
+      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
+        .stdout
+    )
+    await cli(["watch", batch.id, "--interval", "50ms"])
+    // the input given to results has two more lines than the batch ran
+    const input = write("r-more.jsonl", lines(6))
+    const output = join(dir, "r-out.jsonl")
+    const run = await cli(["results", batch.id, "--input", input, "--output", output])
+    expect(run.code).toBe(0)
+    const results = jsonLines(readFileSync(output, "utf8"))
+    expect(results.map((r) => `${r.custom_id}:${r.outcome}`)).toEqual([
+      "req-0:succeeded",
+      "req-1:succeeded",
+      "req-2:succeeded",
+      "req-3:succeeded",
+      "req-4:missing",
+      "req-5:missing"
+    ])
+    expect(run.stderr).toContain("2 input line(s) have no result: req-4, req-5")
+  })
+
+  it("submit --wait on a batch that gets cancelled saves the partial results and exits 3", async () => {
+    const path = write("cancel.jsonl", lines(400))
+    const output = join(dir, "cancelled.jsonl")
+    const running = cli(["submit", path, "--wait", "--output", output, "--interval", "100ms"])
+    let id: string | undefined
+    for (let i = 0; i < 200 && id === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      const batches = await Effect.runPromise(server.simulator.batches)
+      const b = batches.find(
+        (x) => x.status === "in_progress" && (x.request_counts as { total: number }).total === 400
+      )
+      id = b?.id as string | undefined
+    }
+    expect(id).toBeDefined()
+    const cancel = await cli(["cancel", id!])
     expect(cancel.code).toBe(0)
-    const cancelled = await cli(["watch", b!, "--interval", "20ms"])
-    expect(cancelled.code).toBe(3)
-    const completed = await cli(["watch", a!, "--interval", "20ms", "--json"])
-    expect(completed.code).toBe(0)
-    expect(JSON.parse(completed.stdout.trim().split("\n").at(-1)!).status).toBe("completed")
+    const run = await running
+    expect(run.code).toBe(3)
+    const results = jsonLines(readFileSync(output, "utf8"))
+    expect(results.length).toBe(400)
+    const outcomes = new Set(results.map((r) => r.outcome))
+    expect(outcomes.has("cancelled")).toBe(true)
+    expect([...outcomes].every((o) => o === "succeeded" || o === "cancelled")).toBe(true)
+    // cancelling it again: one request, exit 1, the message names the status
+    const before = await requestCount()
+    const again = await cli(["cancel", id!])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain("409")
+    expect(again.stderr).toContain("cancelled")
+    expect((await requestCount()) - before).toBe(1)
   })
 
-  it("an API error is one line on stderr naming status and request id, exit 1; the key is never printed", async () => {
-    const { code, stdout, stderr } = await cli(["retrieve", "batch_nope"])
-    expect(code).toBe(1)
-    expect(stdout).toBe("")
-    expect(stderr.trim().split("\n").length).toBe(1)
-    expect(stderr).toContain("404")
-    expect(stderr).toMatch(/request id req_/)
-    const wrong = await cli(["list", "--api-key", "sk-wrong-but-secret-123"], {})
+  it("submit --wait on a batch that expires saves what finished and exits 3", async () => {
+    const expiring = await Emulator.start({
+      apiKey,
+      speed: 20,
+      validationDelay: "1 second",
+      completionWindow: "20 seconds"
+    })
+    try {
+      const output = join(dir, "expired.jsonl")
+      const run = await cli(
+        ["submit", write("exp.jsonl", lines(300)), "--wait", "--output", output, "--interval", "100ms"],
+        {},
+        expiring
+      )
+      expect(run.code).toBe(3)
+      expect(run.stderr).toContain("expired")
+      const results = jsonLines(readFileSync(output, "utf8"))
+      expect(results.length).toBe(300)
+      const counts = results.reduce(
+        (m, r) => m.set(r.outcome, (m.get(r.outcome) ?? 0) + 1),
+        new Map<string, number>()
+      )
+      expect(counts.get("succeeded")).toBeGreaterThan(100)
+      expect(counts.get("expired")).toBeGreaterThan(0)
+    } finally {
+      await expiring.close()
+    }
+  })
+
+  it("API errors: one line on stderr with status, type and request id, exit 1; --json errors are JSON", async () => {
+    const missing = await cli(["retrieve", "batch_nope"])
+    expect(missing.code).toBe(1)
+    expect(missing.stdout).toBe("")
+    expect(missing.stderr.trim().split("\n")).toHaveLength(1)
+    expect(missing.stderr).toMatch(/^error: 404 invalid_request_error: .*\[request id req_\w+\]$/m)
+    const asJson = await cli(["retrieve", "batch_nope", "--json"])
+    expect(JSON.parse(asJson.stderr)).toMatchObject({ status: 404, error: { type: "invalid_request_error" } })
+    const wrong = await cli(["list"], { OPENAI_API_KEY: "sk-wrong-but-secret-123" })
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toContain("401")
-    expect(wrong.stderr + wrong.stdout).not.toContain("sk-wrong-but-secret-123")
+    expect(wrong.stderr).not.toContain("sk-wrong-but-secret-123")
   })
 
-  it("bad input exits 2 and sends nothing", async () => {
+  it("bad usage exits 2 before any request: limits, ids, durations, metadata, files, the missing key", async () => {
     const before = await requestCount()
-    for (const args of [
+    const cases: Array<Array<string>> = [
       ["list", "--limit", "0"],
       ["list", "--limit", "101"],
       ["retrieve", "batch/1"],
       ["cancel", "../x"],
-      ["watch", "b1", "--interval", "soon"]
-    ]) {
-      const { code, stderr } = await cli(args)
+      ["watch", "b1", "--interval", "soon"],
+      ["create", "--input-file-id", "file-1", "--endpoint", "/v1/embeddings", "--metadata", "novalue"],
+      [
+        "create",
+        "--input-file-id",
+        "file-1",
+        "--endpoint",
+        "/v1/embeddings",
+        ...Array.from({ length: 16 }, (_, i) => ["--metadata", `k${i}=v`]).flat()
+      ],
+      ["submit", join(dir, "no-such.jsonl")],
+      ["results", "batch_1", "--output", join(dir, "no-dir", "x.jsonl")],
+      ["files", "content", "file-1", "--output", dir],
+      ["list", "--base-url", "not a url"]
+    ]
+    for (const args of cases) {
+      const { code, stderr, stdout } = await cli(args)
       expect(code, args.join(" ")).toBe(2)
-      expect(stderr).not.toBe("")
+      expect(stderr, args.join(" ")).not.toBe("")
+      expect(stdout, args.join(" ")).toBe("")
     }
-    const noKey = await cli(["list"], {})
+    const sixteen = await cli(cases[6]!)
+    expect(sixteen.stderr).toContain("15")
+    const noKey = await cli(["list"], { OPENAI_API_KEY: "" })
     expect(noKey.code).toBe(2)
     expect(noKey.stderr).toContain("OPENAI_API_KEY")
+    const noKeyJson = await cli(["list", "--json"], { OPENAI_API_KEY: "" })
+    expect(JSON.parse(noKeyJson.stderr).error.message).toContain("OPENAI_API_KEY")
     expect(await requestCount()).toBe(before)
+  })
+
+  it("--version, --help and --completions answer at once, on stdout", async () => {
+    const version = await cli(["--version"])
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    const help = await cli(["--help"])
+    for (const command of [
+      "create",
+      "retrieve",
+      "list",
+      "cancel",
+      "watch",
+      "submit",
+      "results",
+      "files",
+      "emulator"
+    ]) {
+      expect(help.stdout).toContain(command)
+    }
+    const sub = await cli(["submit", "--help"])
+    expect(sub.stdout).toContain("--dry-run")
+    const completions = await cli(["--completions", "bash"])
+    expect(completions.code).toBe(0)
+    expect(completions.stdout).toContain("batchkit")
   })
 
   it("emulator prints its base URL on stdout, serves until interrupted, and refuses a taken port", async () => {

@@ -1,0 +1,151 @@
+/** The options every command that talks to the API takes, and the layer they build. */
+import { BatchConfig, type BatchService, type FileService } from "@batchkit/core"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { UsageError } from "./Exit.js"
+
+/** `250ms`, `30s`, `5m`, `1h`. */
+export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
+  if (!m) return Option.none()
+  const n = Number(m[1])
+  const unit = m[2] === "ms" ? "millis" : m[2] === "s" ? "seconds" : m[2] === "m" ? "minutes" : "hours"
+  const duration = Duration.decode(`${n} ${unit}` as Duration.DurationInput)
+  return Duration.greaterThan(duration, Duration.zero) ? Option.some(duration) : Option.none()
+}
+
+const invalidOption = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
+
+/** An optional duration option, checked by @effect/cli (a bad one is a usage error). */
+export const durationOption = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.mapEffect((text) =>
+      Option.match(parseDuration(text), {
+        onNone: () =>
+          Effect.fail(
+            invalidOption(`--${name}: '${text}' is not a duration; write it like 250ms, 30s or 5m`)
+          ),
+        onSome: Effect.succeed
+      })
+    ),
+    Options.optional,
+    Options.withDescription(description)
+  )
+
+/** `--metadata k=v`, repeatable. */
+export const metadataOption = Options.text("metadata").pipe(
+  Options.repeated,
+  Options.mapEffect((pairs) => {
+    const metadata: Record<string, string> = {}
+    for (const pair of pairs) {
+      const eq = pair.indexOf("=")
+      if (eq <= 0) return Effect.fail(invalidOption(`--metadata: '${pair}' is not key=value`))
+      metadata[pair.slice(0, eq)] = pair.slice(eq + 1)
+    }
+    return Effect.succeed(metadata)
+  }),
+  Options.withDescription("a metadata pair key=value; repeat for more")
+)
+
+export const common = {
+  apiKey: Options.redacted("api-key").pipe(
+    Options.withFallbackConfig(Config.redacted("OPENAI_API_KEY")),
+    Options.optional,
+    Options.withDescription("the API key (default: $OPENAI_API_KEY)")
+  ),
+  baseUrl: Options.text("base-url").pipe(
+    Options.withFallbackConfig(Config.string("OPENAI_BASE_URL")),
+    Options.withDefault(BatchConfig.defaultBaseUrl),
+    Options.withDescription("the API's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)")
+  ),
+  organization: Options.text("organization").pipe(
+    Options.withFallbackConfig(Config.string("OPENAI_ORG_ID")),
+    Options.optional,
+    Options.withDescription("sent as OpenAI-Organization (default: $OPENAI_ORG_ID)")
+  ),
+  project: Options.text("project").pipe(
+    Options.withFallbackConfig(Config.string("OPENAI_PROJECT_ID")),
+    Options.optional,
+    Options.withDescription("sent as OpenAI-Project (default: $OPENAI_PROJECT_ID)")
+  ),
+  maxRetries: Options.integer("max-retries").pipe(
+    Options.withDefault(2),
+    Options.withDescription("retries after a transient failure (default 2)")
+  ),
+  timeout: durationOption("timeout", "the longest one attempt may wait, e.g. 30s (default 10m)"),
+  json: Options.boolean("json").pipe(
+    Options.withDescription("print the API's JSON on stdout (one object per line for lists and streams)")
+  )
+}
+
+export interface Common {
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  readonly baseUrl: string
+  readonly organization: Option.Option<string>
+  readonly project: Option.Option<string>
+  readonly maxRetries: number
+  readonly timeout: Option.Option<Duration.Duration>
+  readonly json: boolean
+}
+
+/**
+ * @batchkit/node, loaded when a command first needs it: it brings undici, which is as large as
+ * Effect itself, and `--help` or a usage error should not pay for it.
+ */
+export const node = Effect.promise(() => import("@batchkit/node"))
+
+/**
+ * Provides both services from the common options. Everything wrong with them is bad usage,
+ * found before any request: a missing key, a base URL that is not one, negative retries.
+ */
+export const withServices =
+  (options: Common) =>
+  <A, E, R>(
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | UsageError, Exclude<R, BatchService.BatchService | FileService.FileService>> =>
+    Effect.suspend(
+      (): Effect.Effect<
+        A,
+        E | UsageError,
+        Exclude<R, BatchService.BatchService | FileService.FileService>
+      > => {
+        const apiKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
+        if (Option.isNone(apiKey)) {
+          return Effect.fail(
+            new UsageError({
+              message: "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...) or pass --api-key"
+            })
+          )
+        }
+        if (options.maxRetries < 0)
+          return Effect.fail(new UsageError({ message: "--max-retries must be 0 or more" }))
+        // an empty OPENAI_BASE_URL means "not set", as it does for the official SDKs
+        const baseUrl = options.baseUrl.trim() === "" ? BatchConfig.defaultBaseUrl : options.baseUrl.trim()
+        try {
+          const url = new URL(baseUrl)
+          if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http")
+        } catch {
+          return Effect.fail(new UsageError({ message: `--base-url: '${baseUrl}' is not an http(s) URL` }))
+        }
+        const layer = Layer.unwrapEffect(
+          Effect.map(node, ({ NodeBatch }) =>
+            NodeBatch.layer({
+              apiKey: apiKey.value,
+              baseUrl,
+              organization: Option.getOrUndefined(options.organization),
+              project: Option.getOrUndefined(options.project),
+              maxRetries: options.maxRetries,
+              timeout: Option.getOrUndefined(options.timeout)
+            })
+          )
+        )
+        return Effect.provide(effect, layer)
+      }
+    )

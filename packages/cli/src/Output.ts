@@ -1,0 +1,127 @@
+/** What the CLI prints: tables for people, the API's JSON for scripts, files written whole or not at all. */
+import type { Batch, BatchFile } from "@batchkit/core"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { randomBytes } from "node:crypto"
+import { existsSync, statSync } from "node:fs"
+import { open, rename, unlink } from "node:fs/promises"
+import { basename, dirname, join, resolve } from "node:path"
+import { UsageError } from "./Exit.js"
+
+/** A local file could not be read or written: exit 1, like any failure that is not bad usage. */
+export class LocalError extends Data.TaggedError("LocalError")<{ readonly message: string }> {}
+
+/** Writes to stdout, waiting for it to drain (a pipe to `head` must not buffer the whole stream). */
+export const writeStdout = (chunk: Uint8Array | string): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (process.stdout.write(chunk)) resume(Effect.void)
+    else process.stdout.once("drain", () => resume(Effect.void))
+  })
+
+export const printLine = (line: string) => writeStdout(`${line}\n`)
+
+/** Aligned columns; the last column is not padded. */
+export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? []
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  "))
+    .join("\n")
+}
+
+export const when = (seconds: number | null | undefined) =>
+  seconds == null ? "-" : new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19)
+
+export const counts = (b: Batch.Batch) =>
+  b.request_counts == null
+    ? "-"
+    : `${b.request_counts.completed}/${b.request_counts.failed}/${b.request_counts.total}`
+
+export const batchHeader = ["ID", "STATUS", "ENDPOINT", "DONE/FAILED/TOTAL", "CREATED"]
+export const batchRow = (b: Batch.Batch) => [b.id, b.status, b.endpoint, counts(b), when(b.created_at)]
+
+export const describeBatch = (b: Batch.Batch) =>
+  table([
+    ["id", b.id],
+    ["status", b.status],
+    ["endpoint", b.endpoint],
+    ["model", b.model ?? "-"],
+    ["input file", b.input_file_id],
+    ["output file", b.output_file_id || "-"],
+    ["error file", b.error_file_id || "-"],
+    ["requests", `${counts(b)} (completed/failed/total)`],
+    ["created", when(b.created_at)],
+    ["expires", when(b.expires_at)],
+    ...(b.completed_at != null ? [["completed", when(b.completed_at)]] : []),
+    ...(b.usage != null ? [["tokens", `${b.usage.input_tokens} in, ${b.usage.output_tokens} out`]] : []),
+    ...(b.errors?.data ?? []).map((e) => [
+      "error",
+      `${e.code ?? ""}${e.line != null ? ` (line ${e.line})` : ""}: ${e.message ?? ""}`
+    ]),
+    ...Object.entries(b.metadata ?? {}).map(([k, v]) => [`metadata ${k}`, v])
+  ])
+
+export const fileHeader = ["ID", "PURPOSE", "BYTES", "FILENAME", "CREATED"]
+export const fileRow = (f: BatchFile.FileObject) => [
+  f.id,
+  f.purpose,
+  String(f.bytes),
+  f.filename,
+  when(f.created_at)
+]
+
+/** Fails with a usage error unless `path`'s directory exists and `path` is not a directory. */
+export const checkOutputPath = (path: string, option = "--output"): Effect.Effect<string, UsageError> =>
+  Effect.suspend(() => {
+    const full = resolve(path)
+    const dir = dirname(full)
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      return Effect.fail(new UsageError({ message: `${option}: the directory ${dir} does not exist` }))
+    }
+    if (existsSync(full) && statSync(full).isDirectory()) {
+      return Effect.fail(new UsageError({ message: `${option}: ${path} is a directory` }))
+    }
+    return Effect.succeed(full)
+  })
+
+/**
+ * Writes a byte stream to `path` so that the file appears only when complete: it goes to a
+ * temporary name beside it, renamed at the end; on failure or interruption the temporary file is
+ * removed and `path` is left as it was.
+ */
+export const writeFileAtomically = <E, R>(
+  path: string,
+  bytes: Stream.Stream<Uint8Array, E, R>
+): Effect.Effect<void, E | LocalError, R> => {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.partial`)
+  const local = (what: string) => (cause: unknown) =>
+    new LocalError({ message: `${what} ${temp}: ${(cause as Error).message ?? String(cause)}` })
+  return Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => open(temp, "wx"), catch: local("cannot create") }),
+    (handle) =>
+      Stream.runForEach(bytes, (chunk) =>
+        Effect.tryPromise({ try: () => handle.write(chunk), catch: local("cannot write") })
+      ).pipe(
+        Effect.zipRight(Effect.tryPromise({ try: () => handle.sync(), catch: local("cannot flush") })),
+        Effect.zipRight(Effect.tryPromise({ try: () => handle.close(), catch: local("cannot close") })),
+        Effect.zipRight(
+          Effect.tryPromise({
+            try: () => rename(temp, path),
+            catch: (cause) =>
+              new LocalError({ message: `cannot rename ${temp} to ${path}: ${String(cause)}` })
+          })
+        )
+      ),
+    (handle, exit) =>
+      exit._tag === "Success"
+        ? Effect.void
+        : Effect.promise(() =>
+            handle
+              .close()
+              .catch(() => undefined)
+              .then(() => unlink(temp).catch(() => undefined))
+          )
+  )
+}
+
+export const encoder = new TextEncoder()
