@@ -254,6 +254,20 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     }
   })
 
+  it("watch exits 3 for a batch that fails validation, and submit --wait prints its errors with line numbers", async () => {
+    // files upload does not check lines (the API does not either): the batch fails at validation
+    const bad = write("fails.jsonl", `${lines(2)}${lines(1)}`)
+    const file = JSON.parse((await cli(["files", "upload", bad, "--json"])).stdout)
+    const batch = JSON.parse(
+      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
+        .stdout
+    )
+    const watched = await cli(["watch", batch.id, "--interval", "50ms"])
+    expect(watched.code).toBe(3)
+    expect(watched.stdout).toMatch(/status\s+failed/)
+    expect(watched.stdout).toContain("duplicate_custom_id (line 3)")
+  })
+
   it("API errors: one line on stderr with status, type and request id, exit 1; --json errors are JSON", async () => {
     const missing = await cli(["retrieve", "batch_nope"])
     expect(missing.code).toBe(1)
