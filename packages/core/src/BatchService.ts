@@ -30,8 +30,8 @@ import {
   Clock
 } from "effect"
 import {
-  Batch,
-  BatchPage,
+  type Batch,
+  type BatchPage,
   CreateBatchParams,
   type CreateBatchInput,
   ListBatchesParams,
@@ -47,6 +47,7 @@ import {
   isRetryable
 } from "./BatchError.js"
 import * as Api from "./internal/api.js"
+import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
 import { decodeParams } from "./internal/schema.js"
 
@@ -193,7 +194,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
 
     const retrieve = (batchId: string) =>
       checkId("batch_id")(batchId).pipe(
-        Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Batch))
+        Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Fast.batch))
       )
 
     const list = (params: ListBatchesParams = {}) =>
@@ -204,14 +205,14 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           if (query.after !== undefined) urlParams.after = query.after
           return api.json(
             HttpClientRequest.setUrlParams(api.request("GET", "/batches"), urlParams),
-            BatchPage
+            Fast.batchPage
           )
         })
       )
 
     const cancel = (batchId: string) =>
       checkId("batch_id")(batchId).pipe(
-        Effect.flatMap((id) => api.json(api.request("POST", `/batches/${id}/cancel`), Batch))
+        Effect.flatMap((id) => api.json(api.request("POST", `/batches/${id}/cancel`), Fast.batch))
       )
 
     const stream = (params: ListBatchesParams = {}) =>
@@ -235,7 +236,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
               limit: "100",
               ...(state.after !== undefined ? { after: state.after } : {})
             }),
-            BatchPage
+            Fast.batchPage
           )
           .pipe(
             Effect.map((page) => {
@@ -261,7 +262,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         if (!idempotent) {
           return yield* api.json(
             HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), encodeCreate(params)),
-            Batch
+            Fast.batch
           )
         }
         const metadata = params.metadata ?? {}
@@ -299,7 +300,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
             Option.match({
               onSome: Effect.succeed,
               onNone: () =>
-                api.once(request, Batch).pipe(
+                api.once(request, Fast.batch).pipe(
                   Effect.tapError((error) =>
                     Effect.sync(() => {
                       if (isAmbiguous(error)) maybeCreated = true
@@ -327,7 +328,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         checkId("batch_id")(batchId).pipe(
           Effect.map((id) => {
             const poll = api
-              .json(api.request("GET", `/batches/${id}`), Batch)
+              .json(api.request("GET", `/batches/${id}`), Fast.batch)
               .pipe(Effect.retry({ schedule: pollRetry, while: isRetryable }))
             return Stream.repeatEffectWithSchedule(poll, options?.schedule ?? adaptivePolling()).pipe(
               Stream.changesWith((a, b) => snapshotKey(a) === snapshotKey(b)),

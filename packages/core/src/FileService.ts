@@ -6,7 +6,7 @@
  */
 import { HttpBody, type HttpClient, HttpClientRequest } from "@effect/platform"
 import { Context, Effect, Layer, Stream } from "effect"
-import { Batch } from "./Batch.js"
+import type { Batch } from "./Batch.js"
 import type { BatchConfig } from "./BatchConfig.js"
 import { type InvalidRequest, type RequestError, type ResponseDecodeError, invalid } from "./BatchError.js"
 import {
@@ -15,12 +15,13 @@ import {
   FileExpiresAfter,
   type FileObject as FileObjectType,
   FileObject,
-  FilePage,
+  type FilePage,
   ListFilesParams,
   type UploadPurpose
 } from "./BatchFile.js"
 import { decodeOutcomes, inputLimits, type Outcome } from "./BatchLine.js"
 import * as Api from "./internal/api.js"
+import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
 import { decodeParams } from "./internal/schema.js"
 import { ResourceId } from "./Batch.js"
@@ -173,11 +174,11 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           `multipart/form-data; boundary=${boundary}`,
           source.size !== undefined ? head.byteLength + source.size + tail.byteLength : undefined
         )
-        return yield* api.json(HttpClientRequest.setBody(api.request("POST", "/files"), body), FileObject)
+        return yield* api.json(HttpClientRequest.setBody(api.request("POST", "/files"), body), Fast.file)
       })
 
     const retrieve = (fileId: string) =>
-      checkId(fileId).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/files/${id}`), FileObject)))
+      checkId(fileId).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/files/${id}`), Fast.file)))
 
     const list = (params: ListFilesParams = {}) =>
       decodeList(params).pipe(
@@ -187,7 +188,10 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           if (query.limit !== undefined) urlParams.limit = String(query.limit)
           if (query.order !== undefined) urlParams.order = query.order
           if (query.after !== undefined) urlParams.after = query.after
-          return api.json(HttpClientRequest.setUrlParams(api.request("GET", "/files"), urlParams), FilePage)
+          return api.json(
+            HttpClientRequest.setUrlParams(api.request("GET", "/files"), urlParams),
+            Fast.filePage
+          )
         })
       )
 
@@ -202,7 +206,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
 
     const remove = (fileId: string) =>
       checkId(fileId).pipe(
-        Effect.flatMap((id) => api.json(api.request("DELETE", `/files/${id}`), FileDeleted))
+        Effect.flatMap((id) => api.json(api.request("DELETE", `/files/${id}`), Fast.fileDeleted))
       )
 
     const content = (fileId: string) =>
@@ -225,7 +229,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         ? decodeParams(
             ResourceId,
             "batch_id"
-          )(batch).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Batch)))
+          )(batch).pipe(Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Fast.batch)))
         : Effect.succeed(batch)
 
     const results = (batch: ResultsOf) =>

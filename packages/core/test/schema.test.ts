@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Schema, Stream } from "effect"
 import { readFileSync } from "node:fs"
 import { Batch, BatchFile, BatchLine } from "../src/index.js"
+import * as Fast from "../src/internal/fast.js"
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
@@ -301,4 +302,68 @@ describe("BatchLine", () => {
       expect(text).toBe('{"a":1}\n{"b":"x"}\n')
     })
   )
+})
+
+describe("fast decoding agrees with the schemas", () => {
+  const slowBatch = Schema.decodeUnknownEither(Batch.Batch, { onExcessProperty: "preserve" })
+  const base = fixture("batch.create.response.json") as Record<string, unknown>
+
+  it("gives the same value, class instances included, for valid batches", () => {
+    const samples = [
+      base,
+      fixture("batch.retrieve.response.json"),
+      fixture("batch.cancel.response.json"),
+      fixture("batch.with-usage.composed.json"),
+      {
+        ...base,
+        extra: { nested: true },
+        errors: { object: "list", data: [{ code: "x", message: "m", param: null, line: 2 }] }
+      },
+      {
+        id: "b",
+        object: "batch",
+        endpoint: "/v1/x",
+        input_file_id: "f",
+        completion_window: "24h",
+        status: "failed",
+        created_at: 1
+      }
+    ]
+    for (const sample of samples) {
+      const fast = Fast.batch(sample)
+      const slow = slowBatch(sample)
+      if (fast._tag !== "Right" || slow._tag !== "Right") throw new Error("both should decode")
+      expect(JSON.parse(JSON.stringify(fast.right))).toEqual(JSON.parse(JSON.stringify(slow.right)))
+      expect(fast.right).toBeInstanceOf(Batch.Batch)
+      if (fast.right.request_counts != null)
+        expect(fast.right.request_counts).toBeInstanceOf(Batch.RequestCounts)
+      if (fast.right.usage != null) expect(fast.right.usage).toBeInstanceOf(Batch.Usage)
+    }
+  })
+
+  it("rejects what the schema rejects, with the schema's message", () => {
+    const invalid = [
+      { ...base, status: "paused" },
+      { ...base, object: "file" },
+      { ...base, created_at: "yesterday" },
+      { ...base, request_counts: { total: 1 } },
+      { ...base, metadata: { k: 1 } },
+      { ...base, usage: { input_tokens: 1 } },
+      { ...base, errors: { data: [{ line: "3" }] } },
+      { ...base, expires_at: "soon" },
+      null,
+      []
+    ]
+    for (const sample of invalid) {
+      const fast = Fast.batch(sample)
+      expect(fast._tag).toBe("Left")
+      expect(fast).toEqual(slowBatch(sample))
+    }
+    expect(
+      Fast.batchPage({ object: "list", data: [{ ...base, status: "paused" }], has_more: false })._tag
+    ).toBe("Left")
+    expect(
+      Fast.file({ id: "f", object: "file", bytes: "1", created_at: 1, filename: "a", purpose: "batch" })._tag
+    ).toBe("Left")
+  })
 })

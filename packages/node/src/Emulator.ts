@@ -194,6 +194,10 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
           })
         })
     })
+    // keep idle connections longer than clients do (undici: 4 s), so a client never reuses one
+    // the server is closing; the Node default of 5 s races with them
+    server.keepAliveTimeout = 65_000
+    server.headersTimeout = 66_000
     yield* Effect.async<void, ListenError>((resume) => {
       server.once("error", (error) =>
         resume(

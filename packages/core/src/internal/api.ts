@@ -23,6 +23,7 @@ import {
   UnexpectedStatus
 } from "../BatchError.js"
 import { BatchConfig, type Service as Config } from "../BatchConfig.js"
+import type { Decoder } from "./fast.js"
 
 const decodeErrorResponse = Schema.decodeUnknownOption(ErrorResponse)
 
@@ -68,14 +69,14 @@ export interface Api {
   readonly describe: (request: HttpClientRequest.HttpClientRequest) => string
   readonly request: (method: "GET" | "POST" | "DELETE", path: string) => HttpClientRequest.HttpClientRequest
   /** One attempt: the answer's JSON decoded with `schema`, or a typed error. */
-  readonly once: <A, I>(
+  readonly once: <A>(
     request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I>
+    decode: Decoder<A>
   ) => Effect.Effect<A, RequestError>
   /** {@link once} under the configured retry policy. */
-  readonly json: <A, I>(
+  readonly json: <A>(
     request: HttpClientRequest.HttpClientRequest,
-    schema: Schema.Schema<A, I>
+    decode: Decoder<A>
   ) => Effect.Effect<A, RequestError>
   /** Retries until a 2xx's headers arrive, then streams its body (a cut body fails, unretried). */
   readonly bytes: (request: HttpClientRequest.HttpClientRequest) => Stream.Stream<Uint8Array, RequestError>
@@ -206,9 +207,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
         })
     })
 
-  const once = <A, I>(request: HttpClientRequest.HttpClientRequest, schema: Schema.Schema<A, I>) => {
-    // fields the API adds later are kept on the decoded value, so nothing it said is lost
-    const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "preserve" })
+  const once = <A>(request: HttpClientRequest.HttpClientRequest, decode: Decoder<A>) => {
     return withTimeout(
       request,
       head(request).pipe(
@@ -258,7 +257,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     describe,
     request,
     once,
-    json: (request, schema) => retry(once(request, schema)),
+    json: (request, decode) => retry(once(request, decode)),
     bytes,
     retry
   } satisfies Api

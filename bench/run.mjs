@@ -1,0 +1,335 @@
+// pnpm bench: batchkit against the official openai SDK (6.49.0) and raw undici, in one run, with
+// the emulator in a process of its own. Prints a table of medians with ratios and targets, and
+// writes the same figures to bench-results/bench.json. Not part of the test run.
+//
+//   node bench/run.mjs [--runs N] [--quick]     (--quick: smaller files and counts, for a smoke run)
+import { execFileSync, spawn } from "node:child_process"
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { FormData, request } from "undici"
+
+const argv = process.argv.slice(2)
+const quick = argv.includes("--quick")
+const runs = Number(argv[argv.indexOf("--runs") + 1]) || (quick ? 1 : 3)
+const root = fileURLToPath(new URL("..", import.meta.url))
+const cli = join(root, "packages/cli/dist/bin.js")
+const apiKey = "sk-bench"
+const work = mkdtempSync(join(tmpdir(), "batchkit-bench-"))
+const sizes = quick
+  ? { batches: 1000, fileBytes: 20e6, retrieve: 300, retrieveParallel: 1000, list: 50 }
+  : { batches: 10_000, fileBytes: 200e6, retrieve: 2000, retrieveParallel: 5000, list: 300 }
+const clients = ["batchkit", "openai", "undici"]
+const log = (...a) => console.error(...a)
+
+// ---- the emulator, in a process of its own
+const emulator = spawn(process.execPath, [cli, "emulator", "--speed", "1000", "--api-key", apiKey], {
+  stdio: ["ignore", "pipe", "inherit"]
+})
+const baseUrl = await new Promise((resolve, reject) => {
+  let out = ""
+  emulator.stdout.on("data", (d) => {
+    out += d
+    if (out.includes("\n")) resolve(out.trim())
+  })
+  emulator.on("exit", (code) => reject(new Error(`the emulator exited with ${code}`)))
+})
+const stop = () => {
+  emulator.kill()
+  rmSync(work, { recursive: true, force: true })
+}
+process.on("exit", stop)
+log(`emulator on ${baseUrl}`)
+
+const headers = { authorization: `Bearer ${apiKey}` }
+const api = async (method, path, body) => {
+  const res = await request(`${baseUrl}${path}`, {
+    method,
+    headers: body instanceof FormData ? headers : { ...headers, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: body instanceof FormData ? body : JSON.stringify(body) })
+  })
+  const text = await res.body.text()
+  if (res.statusCode !== 200) throw new Error(`${method} ${path}: ${res.statusCode} ${text}`)
+  return JSON.parse(text)
+}
+const uploadPath = async (path, purpose, name) => {
+  const form = new FormData()
+  form.append("purpose", purpose)
+  form.append("file", new Blob([await import("node:fs/promises").then((fs) => fs.readFile(path))]), name)
+  return api("POST", "/files", form)
+}
+
+/** Writes `bytes` worth of JSONL lines made by `line(i)` to `path`; returns the line count. */
+const generate = async (path, bytes, line) => {
+  const out = createWriteStream(path)
+  let written = 0
+  let i = 0
+  while (written < bytes) {
+    let chunk = ""
+    for (let k = 0; k < 1000 && written + chunk.length < bytes; k++) chunk += `${line(i++)}\n`
+    written += Buffer.byteLength(chunk)
+    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r))
+  }
+  await new Promise((r) => out.end(r))
+  return i
+}
+
+// ---- data: 10,000 batches, a 200 MB output file, a 200 MB input file
+log(`seeding ${sizes.batches} batches…`)
+const small = join(work, "small.jsonl")
+writeFileSync(
+  small,
+  `${JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: "gpt-4o-mini", messages: [] } })}\n`
+)
+const input = await uploadPath(small, "batch", "small.jsonl")
+let created = 0
+const ids = []
+await Promise.all(
+  Array.from({ length: 16 }, async () => {
+    while (created < sizes.batches) {
+      created++
+      ids.push(
+        (
+          await api("POST", "/batches", {
+            input_file_id: input.id,
+            endpoint: "/v1/chat/completions",
+            completion_window: "24h"
+          })
+        ).id
+      )
+    }
+  })
+)
+const content = "The quick brown fox jumps over the lazy dog. ".repeat(30)
+const outputPath = join(work, "output.jsonl")
+log(`generating a ${sizes.fileBytes / 1e6} MB output file…`)
+const outputLines = await generate(outputPath, sizes.fileBytes, (i) =>
+  JSON.stringify({
+    id: `batch_req_${i}`,
+    custom_id: `request-${i}`,
+    response: {
+      status_code: 200,
+      request_id: `req_${i}`,
+      body: {
+        id: `chatcmpl-${i}`,
+        object: "chat.completion",
+        created: 1711475054,
+        model: "gpt-4o-mini",
+        choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 24, completion_tokens: 300, total_tokens: 324 }
+      }
+    },
+    error: null
+  })
+)
+const outputBytes = statSync(outputPath).size
+const outputFile = await uploadPath(outputPath, "user_data", "output.jsonl")
+const inputPath = join(work, "bench-input.jsonl")
+log(`generating a ${sizes.fileBytes / 1e6} MB input file…`)
+await generate(inputPath, sizes.fileBytes, (i) =>
+  JSON.stringify({
+    custom_id: `request-${i}`,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model: "gpt-4o-mini", messages: [{ role: "user", content }] }
+  })
+)
+const inputBytes = statSync(inputPath).size
+
+// ---- the cases
+const runCase = (client, name, args) => {
+  const out = execFileSync(
+    process.execPath,
+    ["--expose-gc", join(root, "bench/case.mjs"), client, name, JSON.stringify({ baseUrl, apiKey, ...args })],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      maxBuffer: 1 << 20
+    }
+  )
+  return JSON.parse(out.trim().split("\n").at(-1))
+}
+const median = (values) => {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+const plan = [
+  {
+    key: "retrieve (sequential)",
+    name: "retrieve",
+    args: { id: ids[0], requests: sizes.retrieve, concurrency: 1 }
+  },
+  {
+    key: "retrieve (32 in flight)",
+    name: "retrieve",
+    args: { id: ids[0], requests: sizes.retrieveParallel, concurrency: 32 }
+  },
+  { key: "list (one 100-item page)", name: "list", args: { requests: sizes.list } },
+  { key: `stream (${sizes.batches} batches)`, name: "stream", args: { expected: sizes.batches } },
+  {
+    key: `results (${Math.round(outputBytes / 1e6)} MB)`,
+    name: "results",
+    args: { fileId: outputFile.id, lines: outputLines, bytes: outputBytes }
+  },
+  {
+    key: `upload (${Math.round(inputBytes / 1e6)} MB)`,
+    name: "upload",
+    args: { path: inputPath, bytes: inputBytes }
+  }
+]
+
+const figures = {}
+for (const step of plan) {
+  figures[step.key] = {}
+  for (const client of clients) {
+    const samples = []
+    for (let r = 0; r < runs; r++) {
+      const result = runCase(client, step.name, step.args)
+      samples.push(result)
+      if (step.name === "upload") {
+        // the emulator keeps uploads in memory: drop what the case stored
+        const files = await api("GET", "/files?purpose=batch&limit=10000")
+        for (const f of files.data.filter((f) => f.filename === "bench-input.jsonl"))
+          await api("DELETE", `/files/${f.id}`)
+      }
+    }
+    figures[step.key][client] = {
+      value: median(samples.map((s) => s.value)),
+      unit: samples[0].unit,
+      rssGrowthMb: median(samples.map((s) => s.rssGrowthMb)),
+      samples: samples.map((s) => s.value)
+    }
+    log(
+      `${step.key} ${client}: ${figures[step.key][client].value.toFixed(2)} ${samples[0].unit}, +${figures[step.key][client].rssGrowthMb.toFixed(0)} MB RSS`
+    )
+  }
+}
+
+// ---- CLI start-up against bare node
+const time = (args, n = 21) => {
+  const samples = []
+  for (let i = 0; i < n; i++) {
+    const start = performance.now()
+    execFileSync(process.execPath, args, { stdio: "ignore" })
+    samples.push(performance.now() - start)
+  }
+  return median(samples)
+}
+const bare = time(["-e", "0"])
+const startup = {
+  "node -e 0": bare,
+  "batchkit --version": time([cli, "--version"]),
+  "batchkit --help": time([cli, "--help"]),
+  "batchkit (bundle) --version": time([join(root, "packages/cli/dist/bundle/main.js"), "--version"])
+}
+
+// ---- the table
+const faster = (step, a, b) => {
+  const x = figures[step][a]
+  const y = figures[step][b]
+  return x.unit === "s" ? y.value / x.value : x.value / y.value
+}
+const rows = [
+  [
+    "case",
+    "batchkit",
+    "openai",
+    "undici",
+    "vs openai",
+    "vs undici",
+    "batchkit RSS",
+    "openai RSS",
+    "target",
+    "met"
+  ]
+]
+const targets = {
+  retrieve: (s) => [
+    faster(s, "batchkit", "openai") >= 2 && faster(s, "batchkit", "undici") >= 1 / 3,
+    "≥2× openai, ≥⅓ undici"
+  ],
+  list: (s) => [
+    faster(s, "batchkit", "openai") >= 2 && faster(s, "batchkit", "undici") >= 1 / 3,
+    "≥2× openai, ≥⅓ undici"
+  ],
+  stream: (s) => [
+    faster(s, "batchkit", "openai") >= 2 && faster(s, "batchkit", "undici") >= 1 / 3,
+    "≥2× openai, ≥⅓ undici"
+  ],
+  results: (s) => [
+    figures[s].batchkit.value >= 150 && figures[s].batchkit.rssGrowthMb < 64,
+    "≥150 MB/s, <64 MB RSS"
+  ],
+  upload: (s) => [figures[s].batchkit.rssGrowthMb < 64, "<64 MB RSS"]
+}
+const fmt = (f) => `${f.value >= 100 ? f.value.toFixed(0) : f.value.toFixed(2)} ${f.unit}`
+for (const step of plan) {
+  const f = figures[step.key]
+  const [met, target] = targets[step.name](step.key)
+  rows.push([
+    step.key,
+    fmt(f.batchkit),
+    fmt(f.openai),
+    fmt(f.undici),
+    `${faster(step.key, "batchkit", "openai").toFixed(2)}×`,
+    `${faster(step.key, "batchkit", "undici").toFixed(2)}×`,
+    `${f.batchkit.rssGrowthMb.toFixed(0)} MB`,
+    `${f.openai.rssGrowthMb.toFixed(0)} MB`,
+    target,
+    met ? "yes" : "NO"
+  ])
+}
+const startRatio = startup["batchkit --version"] / bare
+rows.push([
+  "CLI start (--version)",
+  `${startup["batchkit --version"].toFixed(0)} ms`,
+  "",
+  `node -e 0: ${bare.toFixed(0)} ms`,
+  "",
+  `${startRatio.toFixed(2)}× node`,
+  "",
+  "",
+  "≤3× node",
+  startRatio <= 3 ? "yes" : "NO"
+])
+rows.push([
+  "CLI start (--help)",
+  `${startup["batchkit --help"].toFixed(0)} ms`,
+  "",
+  "",
+  "",
+  `${(startup["batchkit --help"] / bare).toFixed(2)}× node`,
+  "",
+  "",
+  "",
+  ""
+])
+rows.push([
+  "CLI start (bundle, any command)",
+  `${startup["batchkit (bundle) --version"].toFixed(0)} ms`,
+  "",
+  "",
+  "",
+  `${(startup["batchkit (bundle) --version"] / bare).toFixed(2)}× node`,
+  "",
+  "",
+  "",
+  ""
+])
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
+const line = (r) => `| ${r.map((c, i) => String(c).padEnd(widths[i])).join(" | ")} |`
+console.log(line(rows[0]))
+console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`)
+for (const r of rows.slice(1)) console.log(line(r))
+console.log(`medians of ${runs} run(s) per client and case; ratios > 1 mean batchkit is faster`)
+
+const outDir = join(root, "bench-results")
+mkdirSync(outDir, { recursive: true })
+writeFileSync(
+  join(outDir, "bench.json"),
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, quick, figures, startupMs: startup }, null, 2)}\n`
+)
+console.error(`figures written to ${join(outDir, "bench.json")}`)
+process.exit(0)
