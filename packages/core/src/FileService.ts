@@ -10,11 +10,9 @@ import type { Batch } from "./Batch.js"
 import type { BatchConfig } from "./BatchConfig.js"
 import { type InvalidRequest, type RequestError, type ResponseDecodeError, invalid } from "./BatchError.js"
 import {
-  type FileDeleted as FileDeletedType,
-  FileDeleted,
+  type FileDeleted,
   FileExpiresAfter,
-  type FileObject as FileObjectType,
-  FileObject,
+  type FileObject,
   type FilePage,
   ListFilesParams,
   type UploadPurpose
@@ -85,15 +83,15 @@ export interface Service {
   readonly upload: (
     source: UploadSource,
     options?: UploadOptions
-  ) => Effect.Effect<FileObjectType, InvalidRequest | RequestError>
+  ) => Effect.Effect<FileObject, InvalidRequest | RequestError>
   /** `GET /files/{file_id}`. */
-  readonly retrieve: (fileId: string) => Effect.Effect<FileObjectType, InvalidRequest | RequestError>
+  readonly retrieve: (fileId: string) => Effect.Effect<FileObject, InvalidRequest | RequestError>
   /** `GET /files`: one page. */
   readonly list: (params?: ListFilesParams) => Effect.Effect<FilePage, InvalidRequest | RequestError>
   /** Every file across pages (`limit` is the page size); fails instead of looping on a stuck cursor. */
-  readonly stream: (params?: ListFilesParams) => Stream.Stream<FileObjectType, InvalidRequest | RequestError>
+  readonly stream: (params?: ListFilesParams) => Stream.Stream<FileObject, InvalidRequest | RequestError>
   /** `DELETE /files/{file_id}`. */
-  readonly delete: (fileId: string) => Effect.Effect<FileDeletedType, InvalidRequest | RequestError>
+  readonly delete: (fileId: string) => Effect.Effect<FileDeleted, InvalidRequest | RequestError>
   /** `GET /files/{file_id}/content` as bytes. Opening is retried; a body cut midway fails the stream. */
   readonly content: (fileId: string) => Stream.Stream<Uint8Array, InvalidRequest | RequestError>
   /**

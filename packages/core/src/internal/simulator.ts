@@ -912,9 +912,12 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
           case "ResetAfter":
             yield* run
             return { _tag: "Reset" }
-          case "Slow":
+          case "Slow": {
+            // the server does the work at once; its answer is what comes late
+            const reply = yield* run
             yield* Effect.sleep(Duration.millis(fault.delayMillis))
-            return withId(yield* run)
+            return withId(reply)
+          }
           case "TruncatedBody": {
             const reply = yield* run
             return withId(reply._tag === "Answer" ? { ...reply, truncate: true } : reply)

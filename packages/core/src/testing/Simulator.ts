@@ -103,7 +103,8 @@ export const resetBefore: Fault = { _tag: "ResetBefore" }
 export const resetAfter: Fault = { _tag: "ResetAfter" }
 
 /**
- * The answer comes after `delay` (on the Clock: a test moves it with `TestClock.adjust`).
+ * The server acts at once but its answer comes after `delay` (on the Clock: a test moves it
+ * with `TestClock.adjust`).
  *
  * @since 0.1.0
  * @category faults
