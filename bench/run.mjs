@@ -186,7 +186,14 @@ for (const step of plan) {
   for (const client of clients) {
     const samples = []
     for (let r = 0; r < runs; r++) {
-      const result = runCase(client, step.name, step.args)
+      let result
+      try {
+        result = runCase(client, step.name, step.args)
+      } catch (error) {
+        // one failed run is reported, not the end of the whole benchmark
+        log(`${step.key} ${client}: run ${r + 1} failed: ${String(error).split("\n")[0]}`)
+        continue
+      }
       samples.push(result)
       if (step.name === "upload") {
         // the emulator keeps uploads in memory: drop what the case stored
@@ -194,6 +201,10 @@ for (const step of plan) {
         for (const f of files.data.filter((f) => f.filename === "bench-input.jsonl"))
           await api("DELETE", `/files/${f.id}`)
       }
+    }
+    if (samples.length === 0) {
+      figures[step.key][client] = { value: Number.NaN, unit: "failed", rssGrowthMb: Number.NaN, samples: [] }
+      continue
     }
     figures[step.key][client] = {
       value: median(samples.map((s) => s.value)),

@@ -6,7 +6,7 @@ import { Emulator } from "@batchkit/node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -266,6 +266,26 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     expect(watched.code).toBe(3)
     expect(watched.stdout).toMatch(/status\s+failed/)
     expect(watched.stdout).toContain("duplicate_custom_id (line 3)")
+  })
+
+  it("a results download cut midway exits 1 and leaves no output file behind", async () => {
+    const file = JSON.parse((await cli(["files", "upload", write("cut.jsonl", lines(50)), "--json"])).stdout)
+    const batch = JSON.parse(
+      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
+        .stdout
+    )
+    await cli(["watch", batch.id, "--interval", "50ms"])
+    const { Simulator } = await import("@batchkit/core/testing")
+    await Effect.runPromise(server.simulator.inject("files.content", Simulator.truncatedBody, 1))
+    const output = join(dir, "cut-results.jsonl")
+    const run = await cli(["results", batch.id, "--output", output])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain("TransportError")
+    expect(existsSync(output)).toBe(false)
+    expect(readdirSync(dir).filter((f) => f.includes("cut-results"))).toEqual([])
+    // the next try, with the fault spent, writes it whole
+    expect((await cli(["results", batch.id, "--output", output])).code).toBe(0)
+    expect(jsonLines(readFileSync(output, "utf8")).length).toBe(50)
   })
 
   it("API errors: one line on stderr with status, type and request id, exit 1; --json errors are JSON", async () => {

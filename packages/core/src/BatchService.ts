@@ -212,7 +212,32 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
 
     const cancel = (batchId: string) =>
       checkId("batch_id")(batchId).pipe(
-        Effect.flatMap((id) => api.json(api.request("POST", `/batches/${id}/cancel`), Fast.batch))
+        Effect.flatMap((id) => {
+          // set once an attempt failed in a way that may have come after the server cancelled
+          let maybeActed = false
+          const attempt = api.once(api.request("POST", `/batches/${id}/cancel`), Fast.batch).pipe(
+            Effect.tapError((error) =>
+              Effect.sync(() => {
+                if (isAmbiguous(error)) maybeActed = true
+              })
+            )
+          )
+          return api.retry(attempt).pipe(
+            // a retry that finds the batch ended may be finding our own first cancel: if the
+            // batch is cancelling or cancelled, that is the success the caller asked for
+            Effect.catchTag("Conflict", (conflict) =>
+              maybeActed
+                ? retrieve(id).pipe(
+                    Effect.orElseFail(() => conflict),
+                    Effect.filterOrFail(
+                      (b) => b.status === "cancelling" || b.status === "cancelled",
+                      () => conflict
+                    )
+                  )
+                : Effect.fail(conflict)
+            )
+          )
+        })
       )
 
     const stream = (params: ListBatchesParams = {}) =>

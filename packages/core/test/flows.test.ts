@@ -316,6 +316,40 @@ describe("watch", () => {
     })
   )
 
+  it.effect("a cancel whose first answer was lost, retried into a 409, returns the batch it cancelled", () =>
+    Effect.gen(function* () {
+      const fake = makeFakeApi()
+      fake.handle({
+        method: "POST",
+        path: "/v1/batches",
+        query: {},
+        headers: {},
+        body: JSON.stringify(params),
+        at: 0
+      })
+      const id = fake.batches[0]!.id as string
+      let cancels = 0
+      const handle: Handler = (r) => {
+        if (r.path.endsWith("/cancel") && cancels++ === 0) {
+          fake.handle(r)
+          // the server cancelled; before the retry arrives the batch has ended
+          fake.batches[0]!.status = "cancelled"
+          return { reset: "after" }
+        }
+        return fake.handle(r)
+      }
+      const fiber = yield* withServices(handle, ({ batches }) => batches.cancel(id)).pipe(Effect.fork)
+      yield* TestClock.adjust("1 minute")
+      const { result, requests } = yield* Fiber.join(fiber)
+      expect(result.status).toBe("cancelled")
+      expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+        `POST /v1/batches/${id}/cancel`,
+        `POST /v1/batches/${id}/cancel`,
+        `GET /v1/batches/${id}`
+      ])
+    })
+  )
+
   it.effect("cancel of an ended batch is one request and a Conflict", () =>
     Effect.gen(function* () {
       const fiber = yield* withServices(
