@@ -12,6 +12,7 @@ import { FormData, request } from "undici"
 
 const argv = process.argv.slice(2)
 const quick = argv.includes("--quick")
+const only = argv.includes("--only") ? argv[argv.indexOf("--only") + 1] : undefined
 const runs = Number(argv[argv.indexOf("--runs") + 1]) || (quick ? 1 : 3)
 const root = fileURLToPath(new URL("..", import.meta.url))
 const cli = join(root, "packages/cli/dist/bin.js")
@@ -46,6 +47,8 @@ const headers = { authorization: `Bearer ${apiKey}` }
 const api = async (method, path, body) => {
   const res = await request(`${baseUrl}${path}`, {
     method,
+    // a fresh connection each time: the orchestrator idles for minutes between its requests
+    reset: true,
     headers: body instanceof FormData ? headers : { ...headers, "content-type": "application/json" },
     ...(body === undefined ? {} : { body: body instanceof FormData ? body : JSON.stringify(body) })
   })
@@ -181,7 +184,7 @@ const plan = [
 ]
 
 const figures = {}
-for (const step of plan) {
+for (const step of plan.filter((s) => only === undefined || s.name === only)) {
   figures[step.key] = {}
   for (const client of clients) {
     const samples = []
@@ -278,6 +281,7 @@ const targets = {
 const fmt = (f) => `${f.value >= 100 ? f.value.toFixed(0) : f.value.toFixed(2)} ${f.unit}`
 for (const step of plan) {
   const f = figures[step.key]
+  if (f === undefined) continue
   const [met, target] = targets[step.name](step.key)
   rows.push([
     step.key,

@@ -86,7 +86,8 @@ export interface Api {
 
 export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(function* () {
   const config = yield* BatchConfig
-  const http = yield* HttpClient.HttpClient
+  // OpenAI has no use for our trace ids: do not send them a traceparent header
+  const http = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
   const scrub = scrubber(config.apiKey)
   const base = new URL(`${config.baseUrl}/`)
   const basePath = base.pathname.replace(/\/$/, "")
