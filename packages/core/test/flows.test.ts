@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
-import { type Batch, BatchService, FileService } from "../src/index.js"
+import { BatchService, FileService } from "../src/index.js"
 import {
   batchJson,
   errorJson,
@@ -479,5 +479,3 @@ describe("results", () => {
     60_000
   )
 })
-
-export type _ = Batch.Batch

@@ -1,6 +1,6 @@
 import { BatchService, FileService } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, type Layer, Schedule, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, Schedule, Stream } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -258,5 +258,3 @@ describe("@batchkit/node over loopback HTTP", () => {
     )
   )
 })
-
-export type _ = Layer.Layer<never>

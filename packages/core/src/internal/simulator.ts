@@ -620,11 +620,14 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
       }
     }
 
-    const limitOf = (query: URLSearchParams, fallback: number, max: number) => {
+    /** The `limit` query parameter, or the API's 400 for one out of range. */
+    const limitOf = (query: URLSearchParams, fallback: number, max: number): number | Reply => {
       const raw = query.get("limit")
       if (raw === null) return fallback
       const n = Number(raw)
-      return Number.isInteger(n) && n >= 1 && n <= max ? n : undefined
+      if (Number.isInteger(n) && n >= 1 && n <= max) return n
+      const message = `Invalid 'limit': integer must be between 1 and ${max}, got ${raw}.`
+      return json(400, errorBody(message, "invalid_request_error", "limit", "integer_out_of_range"))
     }
 
     const route = (
@@ -650,16 +653,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
               operation: "batches.list",
               run: Effect.gen(function* () {
                 const limit = limitOf(req.query, 20, 100)
-                if (limit === undefined)
-                  return json(
-                    400,
-                    errorBody(
-                      `Invalid 'limit': integer must be between 1 and 100, got ${req.query.get("limit")}.`,
-                      "invalid_request_error",
-                      "limit",
-                      "integer_out_of_range"
-                    )
-                  )
+                if (typeof limit !== "number") return limit
                 const all = batchOrder.map((bid) => ({ id: bid }))
                 const p = page(all, req.query.get("after"), limit)
                 const data = yield* Effect.forEach(p.data, (b) => view(batches.get(b.id)!, now))
@@ -711,16 +705,7 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
               operation: "files.list",
               run: Effect.sync(() => {
                 const limit = limitOf(req.query, 10000, 10000)
-                if (limit === undefined)
-                  return json(
-                    400,
-                    errorBody(
-                      `Invalid 'limit': integer must be between 1 and 10000, got ${req.query.get("limit")}.`,
-                      "invalid_request_error",
-                      "limit",
-                      "integer_out_of_range"
-                    )
-                  )
+                if (typeof limit !== "number") return limit
                 const order = req.query.get("order") ?? "desc"
                 if (order !== "asc" && order !== "desc")
                   return json(
