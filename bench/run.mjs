@@ -104,6 +104,13 @@ await Promise.all(
     }
   })
 )
+// one pass over every batch before measuring: the emulator writes a batch's files the first
+// time it sees it ended, and that work must not land on whichever client happens to list first
+for (let after, more = true; more; ) {
+  const page = await api("GET", `/batches?limit=100${after ? `&after=${after}` : ""}`)
+  more = page.has_more
+  after = page.data.at(-1)?.id
+}
 const content = "The quick brown fox jumps over the lazy dog. ".repeat(30)
 const outputPath = join(work, "output.jsonl")
 log(`generating a ${sizes.fileBytes / 1e6} MB output file…`)
