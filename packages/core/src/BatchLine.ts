@@ -202,20 +202,19 @@ export const toOutcome = (line: OutputLine): Outcome => {
     const message = "the line has neither a response nor an error"
     return outcome(Errored, { _tag: "Errored", customId, code: "unknown", message, line })
   }
-  const requestId = response.request_id ?? undefined
-  const common = {
+  const ok = response.status_code >= 200 && response.status_code < 300
+  const fields: Record<string, unknown> = {
+    _tag: ok ? "Succeeded" : "Failed",
     customId,
     statusCode: response.status_code,
     body: response.body,
-    line,
-    ...(requestId !== undefined ? { requestId } : {})
+    line
   }
-  if (response.status_code >= 200 && response.status_code < 300) {
-    return outcome(Succeeded, { _tag: "Succeeded", ...common })
-  }
+  if (response.request_id != null) fields.requestId = response.request_id
+  if (ok) return outcome(Succeeded, fields)
   const error = decodeErrorBody(response.body)
-  const failed = error._tag === "Some" ? { ...common, error: error.value.error } : common
-  return outcome(Failed, { _tag: "Failed", ...failed })
+  if (error._tag === "Some") fields.error = error.value.error
+  return outcome(Failed, fields)
 }
 
 /**

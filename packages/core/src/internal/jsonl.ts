@@ -30,8 +30,9 @@ export const lines = <A, E, R, E2>(
     }
     const emit = (raw: string, out: Array<A>) => {
       lineNo++
-      const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw
-      if (line.trim() === "") return
+      const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw
+      // a line of JSON starts with "{"; only otherwise is it worth asking whether it is blank
+      if (line.charCodeAt(0) !== 123 && line.trim() === "") return
       const value = onLine(line, lineNo)
       if (value !== undefined) out.push(value)
     }
