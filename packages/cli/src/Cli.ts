@@ -307,7 +307,8 @@ const submit = Command.make(
               ])
         )
       }
-      const ids = o.wait ? yield* Results.inputIds(path, "FILE.jsonl") : undefined
+      // validation has read every custom_id already: results are joined on them in input order
+      const ids = o.wait ? summary.customIds : undefined
       yield* Effect.gen(function* () {
         const file = yield* upload(path, "batch")
         yield* Console.error(`uploaded ${path} as ${file.id} (${file.bytes} bytes)`)

@@ -44,7 +44,11 @@ export const record = (o: BatchLine.Outcome): Record<string, unknown> => {
   }
 }
 
-/** The `custom_id`s of an input file, in order; a line without one is bad input (exit 2). */
+/**
+ * The `custom_id`s of an input file, in order, read by the same validation `submit` uses; a line
+ * that is not a request line is bad input (exit 2). Other problems (a url or model that differs)
+ * do not matter for joining results and are ignored.
+ */
 export const inputIds = (
   path: string,
   option = "--input"
@@ -53,40 +57,19 @@ export const inputIds = (
     if (!existsSync(path) || !statSync(path).isFile()) {
       return yield* Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
     }
-    const ids: Array<string> = []
-    const problems: Array<string> = []
-    const decoder = new TextDecoder()
-    let rest = ""
-    let lineNo = 0
-    const take = (text: string) => {
-      lineNo++
-      if (text.trim() === "") return
-      try {
-        const id = (JSON.parse(text) as { custom_id?: unknown }).custom_id
-        if (typeof id === "string" && id !== "") ids.push(id)
-        else problems.push(`${path}:${lineNo}: the line has no custom_id`)
-      } catch {
-        problems.push(`${path}:${lineNo}: the line is not JSON`)
-      }
-    }
-    yield* Stream.fromAsyncIterable(
+    const bytes = Stream.fromAsyncIterable(
       createReadStream(path) as AsyncIterable<Uint8Array>,
       (e) => e as Error
-    ).pipe(
-      Stream.runForEach((chunk) =>
-        Effect.sync(() => {
-          const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
-          rest = lines.pop() ?? ""
-          for (const l of lines) take(l)
-        })
-      ),
+    )
+    const summary = yield* BatchLine.validateInput(bytes, { maxProblems: 20 }).pipe(
       Effect.mapError((e) => new UsageError({ message: `${option}: cannot read ${path}: ${e.message}` }))
     )
-    if (rest !== "") take(rest)
-    if (problems.length > 0) {
-      return yield* Effect.fail(new UsageError({ message: `${option}: ${problems.slice(0, 20).join("\n")}` }))
+    const broken = summary.problems.filter((p) => p.code === "invalid_json_line" || p.code === "invalid_line")
+    if (broken.length > 0) {
+      const lines = broken.map((p) => `${path}:${p.line}: ${p.message}`)
+      return yield* Effect.fail(new UsageError({ message: `${option}: ${lines.join("\n")}` }))
     }
-    return ids
+    return summary.customIds
   })
 
 export interface Tally {
@@ -172,20 +155,10 @@ export const ordered = <E, R>(
       )
       return Stream.concat(inOrder, extra).pipe(
         Stream.rechunk(256),
-        Stream.mapChunks((c) => Chunk.of(concat(c)))
+        Stream.mapChunks((c) => Chunk.of(new Uint8Array(Buffer.concat(Chunk.toArray(c)))))
       )
     })
   )
-}
-
-const concat = (chunks: Chunk.Chunk<Uint8Array>) => {
-  const out = new Uint8Array(Chunk.reduce(chunks, 0, (n, c) => n + c.byteLength))
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
 }
 
 /** "300 succeeded, 2 failed" for stderr. */

@@ -1,7 +1,8 @@
 import { Batch } from "@batchkit/core"
 import { describe, expect, it } from "@effect/vitest"
+import { vi } from "vitest"
 import { Schema } from "effect"
-import { progressLine } from "../src/Progress.js"
+import { progressLine, uploadProgress } from "../src/Progress.js"
 
 const batch = (status: string, completed: number, failed: number, total: number) =>
   Schema.decodeUnknownSync(Batch.Batch)({
@@ -27,5 +28,29 @@ describe("the progress line", () => {
     expect(progressLine(batch("finalizing", 400, 0, 400), 0, 3_600_000, 50)).toBe(
       "batch_1  finalizing   400/400  50.0 req/s  elapsed 1:00:00"
     )
+  })
+})
+
+describe("upload progress", () => {
+  it("shows bytes sent on a terminal for large files, and nothing for small ones or off a terminal", () => {
+    const written: Array<string> = []
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      written.push(String(chunk))
+      return true
+    })
+    try {
+      const size = 20 * 1024 * 1024
+      const live = uploadProgress(size, true)
+      live.sent(size / 2)
+      live.sent(size / 2)
+      live.done()
+      expect(written.join("")).toContain("uploading 20.0 / 20.0 MB (100%)")
+      written.length = 0
+      uploadProgress(1024, true).sent(1024)
+      uploadProgress(size, false).sent(size)
+      expect(written).toEqual([])
+    } finally {
+      spy.mockRestore()
+    }
   })
 })

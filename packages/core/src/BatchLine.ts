@@ -342,6 +342,8 @@ export interface InputSummary {
   readonly problems: ReadonlyArray<InputProblem>
   /** How many problems there were in all. */
   readonly problemCount: number
+  /** Every distinct `custom_id`, in input order: what results are joined on. */
+  readonly customIds: ReadonlyArray<string>
 }
 
 const decodeInputLine = Schema.decodeUnknownEither(InputLine)
@@ -368,6 +370,7 @@ export const validateInput = <E, R>(
       if (problems.length < maxProblems) problems.push(problem)
     }
     const ids = new Set<string>()
+    const order: Array<string> = []
     let endpoint = options?.endpoint
     let model: string | undefined
     let modelLine = 0
@@ -410,7 +413,10 @@ export const validateInput = <E, R>(
           code: "duplicate_custom_id",
           message: `custom_id ${JSON.stringify(request.custom_id)} is used more than once`
         })
-      } else ids.add(request.custom_id)
+      } else {
+        ids.add(request.custom_id)
+        order.push(request.custom_id)
+      }
       if (endpoint === undefined) endpoint = request.url
       else if (request.url !== endpoint) {
         report({
@@ -451,7 +457,7 @@ export const validateInput = <E, R>(
             message: `${size} bytes; a batch input file may be at most 200 MB`
           })
         }
-        return { lines: count, bytes: size, endpoint, model, problems, problemCount }
+        return { lines: count, bytes: size, endpoint, model, problems, problemCount, customIds: order }
       })
     )
   })

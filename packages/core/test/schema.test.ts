@@ -289,6 +289,9 @@ describe("BatchLine", () => {
       )
       expect(clean.problemCount).toBe(0)
       expect(clean.lines).toBe(3)
+      expect(clean.customIds).toEqual(["request-1", "request-2", "request-3"])
+      // a duplicate is listed once; a line that is not a request line (d) is not listed
+      expect(summary.customIds).toEqual(["a", "b", "c"])
     })
   )
 
