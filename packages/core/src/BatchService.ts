@@ -49,7 +49,7 @@ import {
 import * as Api from "./internal/api.js"
 import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
-import { decodeParams } from "./internal/schema.js"
+import { checkId as checkIdWith, decodeParams } from "./internal/schema.js"
 
 /**
  * The metadata key `create` tags each batch with when idempotent create is on.
@@ -168,7 +168,7 @@ const pollRetry = Schedule.exponential("1 second").pipe(
   Schedule.intersect(Schedule.recurs(8))
 )
 
-const checkId = (field: string) => decodeParams(ResourceId, field)
+const checkBatchId = checkIdWith(ResourceId, "batch_id")
 
 /**
  * Builds the service from a `BatchConfig` and any `HttpClient`.
@@ -193,7 +193,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
     }
 
     const retrieve = (batchId: string) =>
-      checkId("batch_id")(batchId).pipe(
+      checkBatchId(batchId).pipe(
         Effect.flatMap((id) => api.json(api.request("GET", `/batches/${id}`), Fast.batch))
       )
 
@@ -211,7 +211,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
       )
 
     const cancel = (batchId: string) =>
-      checkId("batch_id")(batchId).pipe(
+      checkBatchId(batchId).pipe(
         Effect.flatMap((id) => {
           // set once an attempt failed in a way that may have come after the server cancelled
           let maybeActed = false
@@ -350,7 +350,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
 
     const watch = (batchId: string, options?: WatchOptions) =>
       Stream.unwrap(
-        checkId("batch_id")(batchId).pipe(
+        checkBatchId(batchId).pipe(
           Effect.map((id) => {
             const poll = api
               .json(api.request("GET", `/batches/${id}`), Fast.batch)

@@ -21,7 +21,7 @@ import { decodeOutcomes, inputLimits, type Outcome } from "./BatchLine.js"
 import * as Api from "./internal/api.js"
 import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
-import { decodeParams } from "./internal/schema.js"
+import { checkId as checkIdWith, decodeParams } from "./internal/schema.js"
 import { ResourceId } from "./Batch.js"
 
 /**
@@ -138,7 +138,7 @@ const multipart = (
 export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(
   function* () {
     const api = yield* Api.make
-    const checkId = decodeParams(ResourceId, "file_id")
+    const checkId = checkIdWith(ResourceId, "file_id")
     const decodeList = decodeParams(ListFilesParams)
     const decodeExpires = decodeParams(FileExpiresAfter, "expires_after")
 

@@ -14,9 +14,9 @@
  * ```
  */
 import { BatchConfig, BatchService, FileService } from "@batchkit/core"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { ConfigError } from "effect/ConfigError"
 import * as Layer from "effect/Layer"
+import * as HttpClient from "./internal/httpClient.js"
 
 /**
  * Both services over undici, given a `BatchConfig`.
@@ -28,7 +28,7 @@ export const layerServices: Layer.Layer<
   BatchService.BatchService | FileService.FileService,
   never,
   BatchConfig.BatchConfig
-> = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(Layer.provide(NodeHttpClient.layerUndici))
+> = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(Layer.provide(HttpClient.layer))
 
 /**
  * Both services, configured explicitly.

@@ -1,11 +1,15 @@
 import { BatchService, FileService } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Schedule, Stream } from "effect"
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Responder, Simulator } from "@batchkit/core/testing"
 import { Emulator, NodeBatch, NodeFileSource } from "../src/index.js"
+import * as NodeHttp from "../src/internal/httpClient.js"
 
 const apiKey = "sk-node-SECRET-9876543210"
 let server: Awaited<ReturnType<typeof Emulator.start>>
@@ -256,5 +260,83 @@ describe("@batchkit/node over loopback HTTP", () => {
       }),
       { OPENAI_ORG_ID: "org-9", OPENAI_PROJECT_ID: "proj-9" }
     )
+  )
+
+  it.live("interrupting a request in flight aborts it on the wire at once", () =>
+    Effect.gen(function* () {
+      // a server that never answers and notes when the client goes away
+      let closed = false
+      const silent = createServer((req) => req.on("close", () => (closed = true)))
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          silent.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () =>
+          Effect.sync(() => {
+            silent.closeAllConnections()
+            silent.close()
+          })
+      )
+      const { port } = silent.address() as AddressInfo
+      // the services outlive the request, so only the interruption can close its connection
+      const context = yield* Layer.build(
+        NodeBatch.layer({ apiKey, baseUrl: `http://127.0.0.1:${port}/v1`, timeout: "30 seconds" })
+      )
+      const fiber = yield* Effect.flatMap(BatchService.BatchService, (b) => b.retrieve("batch_1")).pipe(
+        Effect.provide(context),
+        Effect.fork
+      )
+      yield* Effect.sleep("100 millis")
+      expect(closed).toBe(false)
+      // bounded: a request that went on in the background would keep the socket open for 30 s
+      const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      yield* Effect.sleep("20 millis").pipe(
+        Effect.repeat({ until: () => closed }),
+        Effect.timeout("2 seconds")
+      )
+      expect(closed).toBe(true)
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("the undici HttpClient", () => {
+  const get = (path: string) =>
+    HttpClientRequest.get(`${server.url}${path}`).pipe(HttpClientRequest.bearerToken(apiKey))
+  const client = HttpClient.HttpClient
+
+  it.live("reads a body as text, then as JSON from the same response; headers and cookies", () =>
+    Effect.gen(function* () {
+      const http = yield* client
+      const response = yield* http.execute(get("/batches?limit=1"))
+      expect(response.status).toBe(200)
+      expect(response.headers["content-type"]).toContain("application/json")
+      expect(Object.keys(response.cookies.cookies)).toEqual([])
+      const text = yield* response.text
+      expect(JSON.parse(text).object).toBe("list")
+      expect(yield* response.json).toEqual(JSON.parse(text))
+      expect(yield* response.text).toBe(text)
+      expect(response.toJSON()).toMatchObject({ _id: "@effect/platform/HttpClientResponse", status: 200 })
+    }).pipe(Effect.provide(NodeHttp.layer))
+  )
+
+  it.live("streams a body and reads one as bytes", () =>
+    Effect.gen(function* () {
+      const http = yield* client
+      const streamed = yield* http.execute(get("/batches?limit=2")).pipe(
+        Effect.flatMap((r) => Stream.runCollect(r.stream)),
+        Effect.map((chunks) => Buffer.concat(Chunk.toArray(chunks)).toString())
+      )
+      const bytes = yield* http.execute(get("/batches?limit=2")).pipe(Effect.flatMap((r) => r.arrayBuffer))
+      expect(JSON.parse(Buffer.from(bytes).toString()).data).toEqual(JSON.parse(streamed).data)
+    }).pipe(Effect.provide(NodeHttp.layer))
+  )
+
+  it.live("a refused connection is a RequestError, not a defect", () =>
+    Effect.gen(function* () {
+      const http = yield* client
+      const error = yield* Effect.flip(http.execute(HttpClientRequest.get("http://127.0.0.1:9/v1/batches")))
+      expect(error._tag).toBe("RequestError")
+    }).pipe(Effect.provide(NodeHttp.layer))
   )
 })

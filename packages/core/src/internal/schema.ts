@@ -18,3 +18,12 @@ export const decodeParams =
     const path = [root, ...(issue?.path ?? []).map(String)].filter((p) => p !== undefined && p !== "")
     return Effect.fail(invalid(path.join(".") || "params", issue?.message ?? "is invalid"))
   }
+
+const idPattern = /^[A-Za-z0-9_-]+$/
+
+/** Checks an id bound for a URL path against `ResourceId` (passed in); a valid one skips the schema. */
+export const checkId = (resourceId: Schema.Schema<string>, field: string) => {
+  const decode = decodeParams(resourceId, field)
+  return (id: unknown): Effect.Effect<string, InvalidRequest> =>
+    typeof id === "string" && idPattern.test(id) ? Effect.succeed(id) : decode(id)
+}
