@@ -2,11 +2,13 @@
 // the commands that need them) so that it starts fast, then renders its --help into
 // dist/help.txt for bin.js to print without loading the CLI at all.
 import { execFileSync } from "node:child_process"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { build } from "esbuild"
 
 const dist = new URL("../dist/", import.meta.url)
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"))
+// chunk names are content hashes: clear the old ones so none ship in the package
+rmSync(new URL("bundle", dist), { recursive: true, force: true })
 await build({
   entryPoints: [new URL("main.js", dist).pathname],
   outdir: new URL("bundle", dist).pathname,

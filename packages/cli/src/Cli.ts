@@ -237,11 +237,15 @@ const upload = (
     const { NodeFileSource } = yield* node
     const source = yield* NodeFileSource.fromPath(path)
     const progress = Progress.uploadProgress(source.size, Progress.isTerminal())
-    const counted = {
-      ...source,
-      stream: Stream.tap(source.stream, (chunk) => Effect.sync(() => progress.sent(chunk.byteLength)))
-    }
-    return yield* files.upload(counted, { purpose }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+    // progress is counted off the byte stream, so a shown bar sends that instead of the Blob
+    const sent = progress.shown
+      ? {
+          ...source,
+          blob: undefined,
+          stream: Stream.tap(source.stream, (chunk) => Effect.sync(() => progress.sent(chunk.byteLength)))
+        }
+      : source
+    return yield* files.upload(sent, { purpose }).pipe(Effect.ensuring(Effect.sync(progress.done)))
   })
 
 const submit = Command.make(

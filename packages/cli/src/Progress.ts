@@ -82,11 +82,12 @@ export const tracker = (
 /** Bytes sent so far, on a terminal, for uploads large enough to take a moment. */
 export const uploadProgress = (size: number | undefined, live: boolean) => {
   if (!live || size === undefined || size < 8 * 1024 * 1024)
-    return { sent: (_: number) => {}, done: () => {} }
+    return { shown: false, sent: (_: number) => {}, done: () => {} }
   let sent = 0
   let lastDraw = 0
   const mb = (n: number) => (n / 1024 / 1024).toFixed(1)
   return {
+    shown: true,
     sent: (n: number) => {
       sent += n
       const now = Date.now()

@@ -41,13 +41,17 @@ describe("upload progress", () => {
     try {
       const size = 20 * 1024 * 1024
       const live = uploadProgress(size, true)
+      expect(live.shown).toBe(true)
       live.sent(size / 2)
       live.sent(size / 2)
       live.done()
       expect(written.join("")).toContain("uploading 20.0 / 20.0 MB (100%)")
       written.length = 0
-      uploadProgress(1024, true).sent(1024)
-      uploadProgress(size, false).sent(size)
+      const small = uploadProgress(1024, true)
+      const offTerminal = uploadProgress(size, false)
+      expect([small.shown, offTerminal.shown]).toEqual([false, false])
+      small.sent(1024)
+      offTerminal.sent(size)
       expect(written).toEqual([])
     } finally {
       spy.mockRestore()

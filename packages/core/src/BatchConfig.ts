@@ -12,17 +12,15 @@
  * const Explicit = BatchConfig.layer({ apiKey: "sk-…", maxRetries: 4, timeout: "30 seconds" })
  * ```
  */
-import {
-  Config,
-  type ConfigError,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  Redacted,
-  type Schedule
-} from "effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
 import type { BatchError } from "./BatchError.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 

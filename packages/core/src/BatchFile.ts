@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ResourceId } from "./Batch.js"
 import { optionalNullable } from "./internal/schema.js"
 

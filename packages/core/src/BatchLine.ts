@@ -8,7 +8,12 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Effect, Either, ParseResult, Schema, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { KnownEndpoint } from "./Batch.js"
 import { ResponseDecodeError } from "./BatchError.js"
 import { LineFailure, lines } from "./internal/jsonl.js"

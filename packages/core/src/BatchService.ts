@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { BatchService } from "@batchkit/core"
- * import { Effect } from "effect"
+ * import * as Effect from "effect/Effect"
  *
  * const program = Effect.gen(function* () {
  *   const batches = yield* BatchService.BatchService
@@ -15,20 +15,19 @@
  * })
  * ```
  */
-import { type HttpClient, HttpClientRequest } from "@effect/platform"
-import {
-  Chunk,
-  Context,
-  Effect,
-  Layer,
-  Option,
-  Schedule,
-  ScheduleDecision,
-  ScheduleInterval,
-  Duration,
-  Stream,
-  Clock
-} from "effect"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
+import * as Duration from "effect/Duration"
+import * as Stream from "effect/Stream"
+import * as Clock from "effect/Clock"
 import {
   type Batch,
   type BatchPage,

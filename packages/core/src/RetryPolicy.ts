@@ -11,7 +11,12 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Random, Schedule, ScheduleDecision, ScheduleInterval } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
 import { type BatchError, isRetryable } from "./BatchError.js"
 
 /**

@@ -169,6 +169,38 @@ describe("the wire shape of every operation", () => {
     })
   )
 
+  it.effect("upload sends a Blob source as form data with the same parts, typed application/jsonl", () =>
+    Effect.gen(function* () {
+      const text = '{"a":1}\n'
+      const [req] = yield* run({}, ({ files }) =>
+        files.upload({
+          ...FileService.fromBytes("in.jsonl", text),
+          stream: Stream.die("unused"),
+          blob: new Blob([text])
+        })
+      )
+      const type = req?.headers["content-type"] ?? ""
+      expect(type.startsWith("multipart/form-data; boundary=")).toBe(true)
+      const form = yield* Effect.promise(() =>
+        new Response(req?.body, { headers: { "content-type": type } }).formData()
+      )
+      expect(form.get("purpose")).toBe("batch")
+      const file = form.get("file") as File
+      expect([file.name, file.type]).toEqual(["in.jsonl", "application/jsonl"])
+      expect(yield* Effect.promise(() => file.text())).toBe(text)
+    })
+  )
+
+  it.effect("a Blob source larger than 200 MB is refused before any request", () =>
+    Effect.gen(function* () {
+      const huge = { size: 201 * 1024 * 1024, type: "", slice: () => huge } as unknown as Blob
+      const reqs = yield* run({}, ({ files }) =>
+        files.upload({ filename: "x.jsonl", stream: Stream.empty, blob: huge }).pipe(Effect.flip)
+      )
+      expect(reqs).toEqual([])
+    })
+  )
+
   it.effect("the key goes only in Authorization; organization and project when set", () =>
     Effect.gen(function* () {
       const reqs = yield* run({ organization: "org-1", project: "proj-1" }, ({ batches, files }) =>

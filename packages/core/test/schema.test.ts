@@ -251,6 +251,51 @@ describe("BatchLine", () => {
     })
   )
 
+  it.effect("decodes multi-byte characters cut by any chunk boundary, a BOM and CRLF", () =>
+    Effect.gen(function* () {
+      const line = (id: string, content: string) =>
+        JSON.stringify({
+          id: `r-${id}`,
+          custom_id: id,
+          response: { status_code: 200, body: { content } },
+          error: null
+        })
+      const text = `\uFEFF${line("a", "héllo wörld ✓ 𝄞 日本")}\r\n\r\n${line("b", "ünïcode")}`
+      const bytes = new TextEncoder().encode(text)
+      for (let cut = 1; cut < bytes.length; cut++) {
+        const all = yield* Stream.make(bytes.slice(0, cut), bytes.slice(cut)).pipe(
+          BatchLine.decodeOutcomes("t"),
+          Stream.runCollect
+        )
+        const bodies = Array.from(
+          all,
+          (o) => ((o as BatchLine.Succeeded).body as { content: string }).content
+        )
+        expect(bodies).toEqual(["héllo wörld ✓ 𝄞 日本", "ünïcode"])
+        expect(Array.from(all, (o) => o.customId)).toEqual(["a", "b"])
+      }
+    })
+  )
+
+  it.effect("delivers the lines before a broken one, then fails without reading further", () =>
+    Effect.gen(function* () {
+      const good = fixtureText("batch-output.sample.jsonl")
+      let pulled = 0
+      const chunks = [good, "not json\n", good, good].map((t) => new TextEncoder().encode(t))
+      const seen: Array<string> = []
+      const error = yield* Stream.fromIterable(chunks).pipe(
+        Stream.rechunk(1),
+        Stream.tap(() => Effect.sync(() => pulled++)),
+        BatchLine.decodeOutcomes("t"),
+        Stream.runForEach((o) => Effect.sync(() => seen.push(o.customId))),
+        Effect.flip
+      )
+      expect(error.message).toContain("line 3 is not JSON")
+      expect(seen).toEqual(["request-2", "request-1"])
+      expect(pulled).toBeLessThan(4)
+    })
+  )
+
   it.effect("fails with the line number on a broken line", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(

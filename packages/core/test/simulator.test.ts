@@ -35,6 +35,23 @@ const outcomes = (batch: FileService.ResultsOf) =>
   )
 
 describe("Simulator, driven by TestClock", () => {
+  it.effect("takes an upload sent as form data (a Blob source) like one sent as a stream", () =>
+    Effect.gen(function* () {
+      const { files } = yield* services
+      const text = jsonl(3)
+      const file = yield* files.upload({
+        filename: "blob.jsonl",
+        stream: Stream.die("the Blob is sent instead"),
+        blob: new Blob([text])
+      })
+      expect([file.filename, file.bytes, file.purpose]).toEqual(["blob.jsonl", text.length, "batch"])
+      const stored = yield* Stream.runCollect(files.content(file.id)).pipe(
+        Effect.map((c) => Buffer.concat(Chunk.toArray(c)).toString())
+      )
+      expect(stored).toBe(text)
+    }).pipe(Effect.provide(Simulator.layer()))
+  )
+
   it.effect("a 10,000-line batch runs to completed and every line comes back typed", () =>
     Effect.gen(function* () {
       const { batches } = yield* services

@@ -1,13 +1,14 @@
 /**
- * Upload sources read from disk. The file is streamed (64 KiB at a time), never held whole in
- * memory, and every run of the stream opens the file again, so a retried upload re-reads it.
+ * Upload sources read from disk. The file is streamed, never held whole in memory, and every
+ * send reads the file again, so a retried upload re-reads it. `fromPath` also gives the file as
+ * a `Blob` (`fs.openAsBlob`), which the HTTP client sends as it is.
  *
  * @since 0.1.0
  */
 import { BatchError, type FileService } from "@batchkit/core"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { createReadStream } from "node:fs"
+import { createReadStream, openAsBlob } from "node:fs"
 import { stat } from "node:fs/promises"
 import { basename } from "node:path"
 
@@ -51,12 +52,21 @@ export const fromPath = (
       (info) => info.isFile(),
       () => BatchError.invalid("file", `${path}: not a regular file`)
     ),
-    Effect.map(
-      (info): FileService.UploadSource => ({
-        filename: options?.filename ?? basename(path),
-        size: info.size,
-        ...(options?.contentType !== undefined ? { contentType: options.contentType } : {}),
-        stream: stream(path)
-      })
+    Effect.flatMap((info) =>
+      Effect.tryPromise({
+        // reads nothing yet: each send of the upload reads the file afresh
+        try: () => openAsBlob(path),
+        catch: (cause) => BatchError.invalid("file", `${path}: ${String((cause as Error).message ?? cause)}`)
+      }).pipe(
+        Effect.map(
+          (blob): FileService.UploadSource => ({
+            filename: options?.filename ?? basename(path),
+            size: info.size,
+            ...(options?.contentType !== undefined ? { contentType: options.contentType } : {}),
+            stream: stream(path),
+            blob
+          })
+        )
+      )
     )
   )

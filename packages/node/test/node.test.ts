@@ -2,7 +2,7 @@ import { BatchService, FileService } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -231,6 +231,22 @@ describe("@batchkit/node over loopback HTTP", () => {
         yield* sim((s) => s.inject("files.upload", Simulator.resetBefore))
         const file = yield* files.upload(source)
         expect((yield* storedFile(file.id))?.bytes).toBe(source.size)
+      })
+    )
+  )
+
+  it.live("uploads the same bytes from a byte stream (no Blob), retried after a reset", () =>
+    run(
+      Effect.gen(function* () {
+        const { files } = yield* services
+        const path = writeInput("streamed.jsonl", 500)
+        const source = { ...(yield* NodeFileSource.fromPath(path)), blob: undefined }
+        yield* sim((s) => s.inject("files.upload", Simulator.resetBefore))
+        const file = yield* files.upload(source)
+        const stored = yield* Stream.runCollect(files.content(file.id)).pipe(
+          Effect.map((c) => Buffer.concat(Chunk.toArray(c)))
+        )
+        expect(stored.equals(readFileSync(path))).toBe(true)
       })
     )
   )

@@ -5,7 +5,9 @@
  * precise error for invalid input. Decoding a 100-batch page this way costs well under a
  * millisecond instead of about ten (ParseResult, field by field).
  */
-import { Either, type ParseResult, Schema } from "effect"
+import * as Either from "effect/Either"
+import type * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { Batch, BatchErrorData, BatchPage, BatchStatus, RequestCounts, Usage } from "../Batch.js"
 import { FileDeleted, FileObject, FilePage } from "../BatchFile.js"
 

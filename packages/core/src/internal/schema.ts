@@ -1,4 +1,7 @@
-import { Effect, Either, ParseResult, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { type InvalidRequest, invalid } from "../BatchError.js"
 
 /** A field the API may send as a value, as `null`, or not at all. */

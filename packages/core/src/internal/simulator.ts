@@ -4,7 +4,10 @@
  * counts and files follow from the clock whenever it is looked at, so a `TestClock.adjust`
  * moves every batch at once and nothing runs in the background.
  */
-import { Duration, Effect, Ref, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 import { KnownEndpoint, metadataLimits } from "../Batch.js"
 import * as BatchLine from "../BatchLine.js"
 import * as Responder from "../testing/Responder.js"

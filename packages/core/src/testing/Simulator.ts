@@ -12,7 +12,8 @@
  * ```ts
  * import { BatchService, FileService } from "@batchkit/core"
  * import { Simulator } from "@batchkit/core/testing"
- * import { Effect, TestClock } from "effect"
+ * import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
  *
  * const test = Effect.gen(function* () {
  *   const files = yield* FileService.FileService
@@ -24,8 +25,17 @@
  * }).pipe(Effect.provide(Simulator.layer()))
  * ```
  */
-import { HttpClient, HttpClientError, type HttpClientRequest, HttpClientResponse } from "@effect/platform"
-import { Chunk, Clock, Context, Duration, Effect, Layer, Stream } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import * as BatchConfig from "../BatchConfig.js"
 import * as BatchService from "../BatchService.js"
 import * as FileService from "../FileService.js"
@@ -215,7 +225,12 @@ const concat = (chunks: Chunk.Chunk<Uint8Array>) => {
   return out
 }
 
-const bodyBytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<Uint8Array, unknown> => {
+const bodyBytes = (
+  request: HttpClientRequest.HttpClientRequest
+): Effect.Effect<
+  Uint8Array | { readonly bytes: Uint8Array; readonly contentType: string | undefined },
+  unknown
+> => {
   const body = request.body
   switch (body._tag) {
     case "Uint8Array":
@@ -229,7 +244,14 @@ const bodyBytes = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<
     case "Stream":
       return Effect.map(Stream.runCollect(body.stream), concat)
     case "FormData":
-      return Effect.promise(async () => new Uint8Array(await new Response(body.formData).arrayBuffer()))
+      // encoded once: the boundary in the content type must be the one in the bytes
+      return Effect.promise(async () => {
+        const encoded = new Response(body.formData)
+        return {
+          bytes: new Uint8Array(await encoded.arrayBuffer()),
+          contentType: encoded.headers.get("content-type") ?? undefined
+        }
+      })
     default:
       return Effect.succeed(new Uint8Array())
   }
@@ -246,13 +268,14 @@ export const httpClient = (simulator: Service): HttpClient.HttpClient =>
     Effect.gen(function* () {
       const transport = (message: string, cause?: unknown) =>
         new HttpClientError.RequestError({ request, reason: "Transport", cause: cause ?? new Error(message) })
-      const body = yield* Effect.mapError(bodyBytes(request), (cause) =>
+      const read = yield* Effect.mapError(bodyBytes(request), (cause) =>
         transport("reading the request body failed", cause)
       )
+      const body = read instanceof Uint8Array ? read : read.bytes
       const headers: Record<string, string> = {}
       for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v
-      if (body.byteLength > 0 && request.body._tag === "FormData") {
-        headers["content-type"] = new Response(request.body.formData).headers.get("content-type") ?? ""
+      if (!(read instanceof Uint8Array)) {
+        headers["content-type"] = read.contentType ?? ""
       } else if (
         request.body._tag !== "Empty" &&
         request.body.contentType !== undefined &&

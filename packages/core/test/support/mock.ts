@@ -33,6 +33,17 @@ export type Reply =
 
 export type Handler = (request: Recorded) => Reply | undefined
 
+// one encoding per FormData, so the boundary in the body and in the content type agree
+const encodings = new WeakMap<FormData, Response>()
+const encodeForm = (form: FormData) => {
+  let encoded = encodings.get(form)
+  if (encoded === undefined) {
+    encoded = new Response(form)
+    encodings.set(form, encoded)
+  }
+  return encoded
+}
+
 const bodyText = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<string> => {
   const body = request.body
   switch (body._tag) {
@@ -42,6 +53,9 @@ const bodyText = (request: HttpClientRequest.HttpClientRequest): Effect.Effect<s
       return Effect.succeed(typeof body.body === "string" ? body.body : JSON.stringify(body.body))
     case "Stream":
       return body.stream.pipe(Stream.decodeText(), Stream.mkString, Effect.orDie)
+    case "FormData":
+      // what a client sends for it: the encoded parts (the boundary is in `formContentType`)
+      return Effect.promise(() => encodeForm(body.formData).text())
     default:
       return Effect.succeed("")
   }
@@ -56,7 +70,12 @@ export const makeMock = (handle: Handler) => {
         method: request.method,
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
-        headers: { ...request.headers },
+        headers: {
+          ...request.headers,
+          ...(request.body._tag === "FormData"
+            ? { "content-type": encodeForm(request.body.formData).headers.get("content-type") ?? "" }
+            : {})
+        },
         body: yield* bodyText(request),
         at: yield* Clock.currentTimeMillis
       }

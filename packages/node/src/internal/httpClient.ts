@@ -16,13 +16,14 @@ import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as UrlParams from "@effect/platform/UrlParams"
 import * as Undici from "@effect/platform-node/Undici"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 
-type Body = string | Uint8Array | FormData | AsyncIterable<Uint8Array> | null
+type Body = string | Uint8Array | FormData | Undici.FormData | AsyncIterable<Uint8Array> | null
 
 const requestBody = (
   request: HttpClientRequest.HttpClientRequest
@@ -36,13 +37,26 @@ const requestBody = (
     case "Raw":
       return body.body as Body
     case "FormData":
-      return body.formData
+      return toUndiciForm(body.formData)
     case "Stream":
       // pulled by undici as the socket drains, so an upload holds a few chunks at a time
       return Effect.map(Effect.runtime<never>(), (runtime) =>
         Stream.toAsyncIterableRuntime(body.stream as Stream.Stream<Uint8Array>, runtime)
       )
   }
+}
+
+/**
+ * undici encodes only its own `FormData` class (the global one is Node's bundled copy), so the
+ * entries move across: the same values and files, still read lazily, with the length known.
+ */
+const toUndiciForm = (form: FormData): Undici.FormData => {
+  const out = new Undici.FormData()
+  form.forEach((value, name) => {
+    if (typeof value === "string") out.append(name, value)
+    else out.append(name, value, value.name)
+  })
+  return out
 }
 
 /** Wraps a promise without `Effect.tryPromise`'s extras: no signal, no span. */
@@ -55,6 +69,9 @@ const fromPromise = <A, E>(evaluate: () => Promise<A>, onError: (cause: unknown)
   })
 
 const noop = () => {}
+
+/** How much of a response body undici buffers before it stops reading the socket. */
+const bodyBuffer = 1024 * 1024
 
 class Response extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
   readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
@@ -102,8 +119,53 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
   private error = (cause: unknown) =>
     new HttpClientError.ResponseError({ request: this.request, response: this, reason: "Decode", cause })
 
+  /**
+   * The body as it arrives. Each pull takes everything the body has buffered (up to
+   * {@link bodyBuffer}), so a busy consumer handles a few large chunks instead of many 64 KiB
+   * ones: Effect's stream machinery costs the same per chunk whatever its size. A consumer
+   * that stops early destroys the body, which closes the download.
+   */
   get stream(): Stream.Stream<Uint8Array, HttpClientError.ResponseError> {
-    return Stream.fromAsyncIterable(this.source.body as AsyncIterable<Uint8Array>, this.error)
+    const body = this.source.body
+    const drain = (): Array<Uint8Array> => {
+      const out: Array<Uint8Array> = []
+      for (let chunk = body.read(); chunk !== null; chunk = body.read()) out.push(chunk)
+      return out
+    }
+    const pull = Effect.async<Chunk.Chunk<Uint8Array>, Option.Option<HttpClientError.ResponseError>>(
+      (resume) => {
+        const settle = () => {
+          const got = drain()
+          if (got.length > 0) resume(Effect.succeed(Chunk.unsafeFromArray(got)))
+          else if (body.errored) resume(Effect.fail(Option.some(this.error(body.errored))))
+          else if (body.readableEnded) resume(Effect.fail(Option.none()))
+          else return false
+          return true
+        }
+        const wake = () => {
+          if (settle()) off()
+        }
+        const off = () => {
+          body.off("readable", wake)
+          body.off("end", wake)
+          body.off("error", wake)
+          body.off("close", wake)
+        }
+        if (settle()) return
+        body.on("readable", wake)
+        body.on("end", wake)
+        body.on("error", wake)
+        body.on("close", wake)
+        return Effect.sync(off)
+      }
+    )
+    return Stream.repeatEffectChunkOption(pull).pipe(
+      Stream.ensuring(
+        Effect.sync(() => {
+          if (!body.readableEnded) body.destroy()
+        })
+      )
+    )
   }
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
@@ -156,6 +218,7 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
             path: url.pathname + url.search + url.hash,
             // undici also takes an AsyncIterable body (its types leave it out)
             body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
+            highWaterMark: bodyBuffer,
             // timeouts are batchkit's (`BatchConfig.timeout`), applied around the whole exchange
             headersTimeout: 0,
             bodyTimeout: 0
