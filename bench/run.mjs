@@ -193,18 +193,18 @@ const plan = [
 const figures = {}
 for (const step of plan.filter((s) => only === undefined || s.name === only)) {
   figures[step.key] = {}
-  for (const client of clients) {
-    const samples = []
-    for (let r = 0; r < runs; r++) {
-      let result
+  const samples = Object.fromEntries(clients.map((c) => [c, []]))
+  // rounds of every client, in a rotating order: drift in the shared machine or the emulator's
+  // warm-up lands on all clients alike instead of on whichever always goes first
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < clients.length; k++) {
+      const client = clients[(r + k) % clients.length]
       try {
-        result = runCase(client, step.name, step.args)
+        samples[client].push(runCase(client, step.name, step.args))
       } catch (error) {
         // one failed run is reported, not the end of the whole benchmark
         log(`${step.key} ${client}: run ${r + 1} failed: ${String(error).split("\n")[0]}`)
-        continue
       }
-      samples.push(result)
       if (step.name === "upload") {
         // the emulator keeps uploads in memory: drop what the case stored
         const files = await api("GET", "/files?purpose=batch&limit=10000")
@@ -212,18 +212,21 @@ for (const step of plan.filter((s) => only === undefined || s.name === only)) {
           await api("DELETE", `/files/${f.id}`)
       }
     }
-    if (samples.length === 0) {
+  }
+  for (const client of clients) {
+    const runsOf = samples[client]
+    if (runsOf.length === 0) {
       figures[step.key][client] = { value: Number.NaN, unit: "failed", rssGrowthMb: Number.NaN, samples: [] }
       continue
     }
     figures[step.key][client] = {
-      value: median(samples.map((s) => s.value)),
-      unit: samples[0].unit,
-      rssGrowthMb: median(samples.map((s) => s.rssGrowthMb)),
-      samples: samples.map((s) => s.value)
+      value: median(runsOf.map((s) => s.value)),
+      unit: runsOf[0].unit,
+      rssGrowthMb: median(runsOf.map((s) => s.rssGrowthMb)),
+      samples: runsOf.map((s) => s.value)
     }
     log(
-      `${step.key} ${client}: ${figures[step.key][client].value.toFixed(2)} ${samples[0].unit}, +${figures[step.key][client].rssGrowthMb.toFixed(0)} MB RSS`
+      `${step.key} ${client}: ${figures[step.key][client].value.toFixed(2)} ${runsOf[0].unit}, +${figures[step.key][client].rssGrowthMb.toFixed(0)} MB RSS`
     )
   }
 }
