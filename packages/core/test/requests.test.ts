@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, type Layer, Stream } from "effect"
+import { Effect, Layer, Stream, Tracer } from "effect"
 import { BatchService, FileService } from "../src/index.js"
 import { batchJson, makeMock, type Recorded, servicesLayer, testKey } from "./support/mock.js"
 
@@ -198,6 +198,32 @@ describe("the wire shape of every operation", () => {
         files.upload({ filename: "x.jsonl", stream: Stream.empty, blob: huge }).pipe(Effect.flip)
       )
       expect(reqs).toEqual([])
+    })
+  )
+
+  it.effect("under a tracer of the program's own, each request is a client span, the key redacted", () =>
+    Effect.gen(function* () {
+      const native = yield* Effect.tracer
+      const spans: Array<Tracer.Span> = []
+      const recording = Tracer.make({
+        span: (...args) => {
+          const span = native.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: native.context
+      })
+      yield* Effect.withSpan(
+        run({}, ({ batches }) => batches.retrieve("batch_1")),
+        "user.operation"
+      ).pipe(Effect.provide(Layer.setTracer(recording)))
+      const http = spans.filter((s) => s.kind === "client")
+      expect(http.map((s) => s.name)).toEqual(["http.client GET"])
+      const [span] = http
+      expect(span?.attributes.get("url.full")).toBe("https://api.test/v1/batches/batch_1")
+      expect(span?.attributes.get("http.response.status_code")).toBe(200)
+      expect(span?.parent._tag === "Some" && span.parent.value).toMatchObject({ name: "user.operation" })
+      expect(JSON.stringify([...(span?.attributes ?? new Map())])).not.toContain(testKey)
     })
   )
 
