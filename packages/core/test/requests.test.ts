@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Stream, Tracer } from "effect"
+import { Effect, Layer, Logger, LogLevel, Stream, Tracer } from "effect"
 import { BatchService, FileService } from "../src/index.js"
 import { batchJson, makeMock, type Recorded, servicesLayer, testKey } from "./support/mock.js"
 
@@ -224,6 +224,23 @@ describe("the wire shape of every operation", () => {
       expect(span?.attributes.get("http.response.status_code")).toBe(200)
       expect(span?.parent._tag === "Some" && span.parent.value).toMatchObject({ name: "user.operation" })
       expect(JSON.stringify([...(span?.attributes ?? new Map())])).not.toContain(testKey)
+    })
+  )
+
+  it.live("a failed request logs nothing of its own, even at debug level", () =>
+    Effect.gen(function* () {
+      const logged: Array<string> = []
+      const capture = Logger.make(({ message }) => logged.push(String(message)))
+      // every request answered 404
+      const mock = makeMock(() => undefined)
+      const error = yield* Effect.flatMap(BatchService.BatchService, (b) => b.retrieve("batch_1")).pipe(
+        Effect.provide(servicesLayer(mock, {}) as Layer.Layer<BatchService.BatchService>),
+        Effect.flip,
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+        Logger.withMinimumLogLevel(LogLevel.All)
+      )
+      expect(error._tag).toBe("NotFound")
+      expect(logged).toEqual([])
     })
   )
 

@@ -7,6 +7,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -314,7 +315,9 @@ const liveTimeout = <A, E, R, E2>(
   Effect.flatMap(Effect.runtime<R>(), (runtime) =>
     Effect.async<A, E | E2>((resume) => {
       let done = false
-      const fiber = Runtime.runFork(runtime, effect)
+      // the fiber ends with the effect's exit as its value: a failure here is the caller's to
+      // handle, not an unhandled error of a fiber nobody joined (which Effect would log)
+      const fiber = Runtime.runFork(runtime, Effect.exit(effect))
       const timer = setTimeout(() => {
         if (done) return
         done = true
@@ -325,7 +328,8 @@ const liveTimeout = <A, E, R, E2>(
         clearTimeout(timer)
         if (done) return
         done = true
-        resume(exit)
+        // a failure of the outer exit can only be an interruption
+        resume(Exit.isSuccess(exit) ? exit.value : Exit.failCause(exit.cause))
       })
       return Effect.sync(() => {
         done = true
