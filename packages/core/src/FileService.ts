@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { Batch } from "./Batch.js"
 import type { BatchConfig } from "./BatchConfig.js"
-import { type InvalidRequest, type RequestError, type ResponseDecodeError, invalid } from "./BatchError.js"
+import { InvalidRequest, type RequestError, type ResponseDecodeError, invalid } from "./BatchError.js"
 import {
   type FileDeleted,
   FileExpiresAfter,
@@ -42,12 +42,13 @@ export interface UploadSource {
   readonly contentType?: string | undefined
   readonly stream: Stream.Stream<Uint8Array, unknown>
   /**
-   * The same bytes as a `Blob` whose reads come from their source (such as `fs.openAsBlob`).
-   * When present it is sent as `FormData` in place of `stream`: the HTTP client reads it as
-   * the socket drains, without a stream of chunks in between, which halves the memory a large
-   * upload passes through. Its size wins over `size`.
+   * The same bytes as a `Blob` whose reads come from their source (such as `fs.openAsBlob`),
+   * opened afresh for each send. When present it is sent as `FormData` in place of `stream`:
+   * the HTTP client reads it as the socket drains, with no stream of chunks in between, which
+   * halves the memory a large upload passes through. A failure to open it is the upload's
+   * failure (an `InvalidRequest` as given, anything else as one on `file`).
    */
-  readonly blob?: Blob | undefined
+  readonly blob?: Effect.Effect<Blob, unknown> | undefined
 }
 
 /**
@@ -143,6 +144,8 @@ const multipart = (
 
 type Fields = ReadonlyArray<readonly [string, string]>
 
+const causeText = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+
 /** A multipart body streamed around the source's bytes, with its length when the size is known. */
 const streamBody = (fields: Fields, source: UploadSource, filename: string, contentType: string) => {
   const boundary = `----batchkit-${globalThis.crypto.randomUUID()}`
@@ -184,10 +187,9 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         if (purpose === "batch" && !filename.toLowerCase().endsWith(".jsonl")) {
           return yield* Effect.fail(invalid("file", `${filename}: a batch input file must be .jsonl`))
         }
-        const size = source.blob?.size ?? source.size
-        if (size !== undefined && purpose === "batch" && size > inputLimits.bytes) {
+        if (source.size !== undefined && purpose === "batch" && source.size > inputLimits.bytes) {
           return yield* Effect.fail(
-            invalid("file", `${filename} is ${size} bytes; a batch input file may be at most 200 MB`)
+            invalid("file", `${filename} is ${source.size} bytes; a batch input file may be at most 200 MB`)
           )
         }
         const fields: Array<readonly [string, string]> = [["purpose", purpose]]
@@ -200,11 +202,24 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         }
         const contentType =
           source.contentType ?? (purpose === "batch" ? "application/jsonl" : "application/octet-stream")
-        const body =
-          source.blob !== undefined
-            ? HttpBody.formData(formOf(fields, source.blob, filename, contentType))
-            : streamBody(fields, source, filename, contentType)
-        return yield* api.json(HttpClientRequest.setBody(api.request("POST", "/files"), body), Fast.file)
+        const send = (body: HttpBody.HttpBody) =>
+          api.once(HttpClientRequest.setBody(api.request("POST", "/files"), body), Fast.file)
+        if (source.blob === undefined)
+          return yield* api.retry(send(streamBody(fields, source, filename, contentType)))
+        // each attempt opens the Blob again, so a retry sends the file as it is then
+        const opened = Effect.mapError(source.blob, (cause) =>
+          cause instanceof InvalidRequest ? cause : invalid("file", `${filename}: ${causeText(cause)}`)
+        )
+        return yield* api.retry(
+          Effect.flatMap(opened, (blob): Effect.Effect<FileObject, InvalidRequest | RequestError> => {
+            if (purpose === "batch" && blob.size > inputLimits.bytes) {
+              return Effect.fail(
+                invalid("file", `${filename} is ${blob.size} bytes; a batch input file may be at most 200 MB`)
+              )
+            }
+            return send(HttpBody.formData(formOf(fields, blob, filename, contentType)))
+          })
+        )
       })
 
     const retrieve = (fileId: string) =>

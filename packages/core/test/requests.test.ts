@@ -176,7 +176,7 @@ describe("the wire shape of every operation", () => {
         files.upload({
           ...FileService.fromBytes("in.jsonl", text),
           stream: Stream.die("unused"),
-          blob: new Blob([text])
+          blob: Effect.succeed(new Blob([text]))
         })
       )
       const type = req?.headers["content-type"] ?? ""
@@ -191,12 +191,31 @@ describe("the wire shape of every operation", () => {
     })
   )
 
-  it.effect("a Blob source larger than 200 MB is refused before any request", () =>
+  it.effect("a Blob source larger than 200 MB, or one that cannot be opened, fails before any request", () =>
     Effect.gen(function* () {
       const huge = { size: 201 * 1024 * 1024, type: "", slice: () => huge } as unknown as Blob
+      const errors: Array<string> = []
       const reqs = yield* run({}, ({ files }) =>
-        files.upload({ filename: "x.jsonl", stream: Stream.empty, blob: huge }).pipe(Effect.flip)
+        Effect.all([
+          files.upload({ filename: "x.jsonl", stream: Stream.empty, blob: Effect.succeed(huge) }),
+          files.upload({ filename: "y.jsonl", stream: Stream.empty, blob: Effect.fail(new Error("EACCES")) })
+        ]).pipe(
+          Effect.flip,
+          Effect.tap((e) => Effect.sync(() => errors.push(`${e._tag}: ${e.message}`))),
+          Effect.zipRight(
+            files
+              .upload({ filename: "y.jsonl", stream: Stream.empty, blob: Effect.fail(new Error("EACCES")) })
+              .pipe(
+                Effect.flip,
+                Effect.tap((e) => Effect.sync(() => errors.push(`${e._tag}: ${e.message}`)))
+              )
+          )
+        )
       )
+      expect(errors).toEqual([
+        "InvalidRequest: file: x.jsonl is 210763776 bytes; a batch input file may be at most 200 MB",
+        "InvalidRequest: file: y.jsonl: EACCES"
+      ])
       expect(reqs).toEqual([])
     })
   )

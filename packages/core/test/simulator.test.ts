@@ -42,7 +42,7 @@ describe("Simulator, driven by TestClock", () => {
       const file = yield* files.upload({
         filename: "blob.jsonl",
         stream: Stream.die("the Blob is sent instead"),
-        blob: new Blob([text])
+        blob: Effect.succeed(new Blob([text]))
       })
       expect([file.filename, file.bytes, file.purpose]).toEqual(["blob.jsonl", text.length, "batch"])
       const stored = yield* Stream.runCollect(files.content(file.id)).pipe(

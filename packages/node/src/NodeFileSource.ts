@@ -1,7 +1,7 @@
 /**
  * Upload sources read from disk. The file is streamed, never held whole in memory, and every
  * send reads the file again, so a retried upload re-reads it. `fromPath` also gives the file as
- * a `Blob` (`fs.openAsBlob`), which the HTTP client sends as it is.
+ * a `Blob` (`fs.openAsBlob`, opened per send), which the HTTP client sends as it is.
  *
  * @since 0.1.0
  */
@@ -30,6 +30,32 @@ export const stream = (
   )
 
 /**
+ * The file as a `Blob`, opened on each run: its bytes are read from disk as they are sent, and
+ * a run after the file changed sends it as it is then.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const blob = (path: string): Effect.Effect<Blob, BatchError.InvalidRequest> =>
+  Effect.tryPromise({
+    try: async () => {
+      try {
+        return await openAsBlob(path)
+      } catch (cause) {
+        // openAsBlob says only "Unable to open file as blob": stat names what is wrong
+        await stat(path)
+        throw cause
+      }
+    },
+    catch: (cause) => BatchError.invalid("file", `${path}: ${describe(cause)}`)
+  })
+
+const describe = (cause: unknown) =>
+  (cause as NodeJS.ErrnoException).code === "ENOENT"
+    ? "no such file"
+    : String((cause as Error).message ?? cause)
+
+/**
  * An upload source for the file at `path`; fails with `InvalidRequest` (field `file`) when there
  * is no readable regular file there.
  *
@@ -42,31 +68,19 @@ export const fromPath = (
 ): Effect.Effect<FileService.UploadSource, BatchError.InvalidRequest> =>
   Effect.tryPromise({
     try: () => stat(path),
-    catch: (cause) =>
-      BatchError.invalid(
-        "file",
-        `${path}: ${(cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String((cause as Error).message ?? cause)}`
-      )
+    catch: (cause) => BatchError.invalid("file", `${path}: ${describe(cause)}`)
   }).pipe(
     Effect.filterOrFail(
       (info) => info.isFile(),
       () => BatchError.invalid("file", `${path}: not a regular file`)
     ),
-    Effect.flatMap((info) =>
-      Effect.tryPromise({
-        // reads nothing yet: each send of the upload reads the file afresh
-        try: () => openAsBlob(path),
-        catch: (cause) => BatchError.invalid("file", `${path}: ${String((cause as Error).message ?? cause)}`)
-      }).pipe(
-        Effect.map(
-          (blob): FileService.UploadSource => ({
-            filename: options?.filename ?? basename(path),
-            size: info.size,
-            ...(options?.contentType !== undefined ? { contentType: options.contentType } : {}),
-            stream: stream(path),
-            blob
-          })
-        )
-      )
+    Effect.map(
+      (info): FileService.UploadSource => ({
+        filename: options?.filename ?? basename(path),
+        size: info.size,
+        ...(options?.contentType !== undefined ? { contentType: options.contentType } : {}),
+        stream: stream(path),
+        blob: blob(path)
+      })
     )
   )

@@ -2,7 +2,7 @@ import { BatchService, FileService } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -247,6 +247,24 @@ describe("@batchkit/node over loopback HTTP", () => {
           Effect.map((c) => Buffer.concat(Chunk.toArray(c)))
         )
         expect(stored.equals(readFileSync(path))).toBe(true)
+      })
+    )
+  )
+
+  it.live("uploads a file as it is when sent, and a file gone by then is an InvalidRequest", () =>
+    run(
+      Effect.gen(function* () {
+        const { files } = yield* services
+        const path = writeInput("changed.jsonl", 2)
+        const source = yield* NodeFileSource.fromPath(path)
+        appendFileSync(path, readFileSync(path))
+        const file = yield* files.upload(source)
+        expect(file.bytes).toBe(readFileSync(path).length)
+        const gone = writeInput("gone.jsonl", 2)
+        const later = yield* NodeFileSource.fromPath(gone)
+        rmSync(gone)
+        const error = yield* Effect.flip(files.upload(later))
+        expect([error._tag, error.message]).toEqual(["InvalidRequest", `file: ${gone}: no such file`])
       })
     )
   )
