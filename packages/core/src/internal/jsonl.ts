@@ -59,8 +59,8 @@ export const lines = <A, E, R, E2>(
         nl = chunk.indexOf(NL, start)
       }
       if (start < chunk.length) {
-        // copied: the source may reuse its buffer once the chunk has been handed over
-        pending.push(chunk.slice(start))
+        // copied (a Buffer's own slice would not copy): the source may reuse its buffer
+        pending.push(Uint8Array.prototype.slice.call(chunk, start))
         pendingBytes += chunk.length - start
       }
     }
