@@ -46,7 +46,10 @@ export interface Service {
   readonly organization: Option.Option<string>
   /** Sent as `OpenAI-Project` when set. */
   readonly project: Option.Option<string>
-  /** The longest one attempt may wait for an answer (for downloads: for the headers). */
+  /**
+   * The longest one attempt may wait for an answer; for downloads, for the headers and then
+   * (over `@batchkit/node`) for each next piece of the body, so a stalled download fails.
+   */
   readonly timeout: Duration.Duration
   /** Decides, from the failure of an attempt, whether and when to try again. */
   readonly retry: Schedule.Schedule<unknown, BatchError>

@@ -15,6 +15,7 @@
  */
 import { BatchConfig, BatchService, FileService } from "@batchkit/core"
 import type { ConfigError } from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpClient from "./internal/httpClient.js"
 
@@ -28,7 +29,14 @@ export const layerServices: Layer.Layer<
   BatchService.BatchService | FileService.FileService,
   never,
   BatchConfig.BatchConfig
-> = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(Layer.provide(HttpClient.layer))
+> = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(
+  // a body that stops arriving for `timeout` fails (a download's headers are bounded by core)
+  Layer.provide(
+    Layer.unwrapEffect(
+      Effect.map(BatchConfig.BatchConfig, (config) => HttpClient.layer({ bodyIdleTimeout: config.timeout }))
+    )
+  )
+)
 
 /**
  * Both services, configured explicitly.

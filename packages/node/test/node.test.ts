@@ -334,6 +334,49 @@ describe("@batchkit/node over loopback HTTP", () => {
   )
 })
 
+describe("a download that stalls midway", () => {
+  it.live("fails with a typed error after the timeout instead of hanging", () =>
+    Effect.gen(function* () {
+      // headers and the first line at once, then nothing more, the connection left open
+      const stalled = createServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "100000" })
+        res.write('{"custom_id":"a","response":{"status_code":200,"body":{}},"error":null}\n')
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          stalled.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () =>
+          Effect.sync(() => {
+            stalled.closeAllConnections()
+            stalled.close()
+          })
+      )
+      const { port } = stalled.address() as AddressInfo
+      const seen: Array<string> = []
+      const error = yield* Effect.flatMap(FileService.FileService, (files) =>
+        Stream.runForEach(files.results({ output_file_id: "file-out" }), (o) =>
+          Effect.sync(() => seen.push(o.customId))
+        )
+      ).pipe(
+        Effect.provide(
+          NodeBatch.layer({
+            apiKey,
+            baseUrl: `http://127.0.0.1:${port}/v1`,
+            timeout: "300 millis",
+            maxRetries: 0
+          })
+        ),
+        Effect.flip,
+        Effect.timeout("3 seconds")
+      )
+      expect(seen).toEqual(["a"])
+      expect([error._tag, (error as { reason?: string }).reason]).toEqual(["TransportError", "Body"])
+      expect(String(error)).not.toContain(apiKey)
+    }).pipe(Effect.scoped)
+  )
+})
+
 describe("the undici HttpClient", () => {
   const get = (path: string) =>
     HttpClientRequest.get(`${server.url}${path}`).pipe(HttpClientRequest.bearerToken(apiKey))
@@ -351,7 +394,7 @@ describe("the undici HttpClient", () => {
       expect(yield* response.json).toEqual(JSON.parse(text))
       expect(yield* response.text).toBe(text)
       expect(response.toJSON()).toMatchObject({ _id: "@effect/platform/HttpClientResponse", status: 200 })
-    }).pipe(Effect.provide(NodeHttp.layer))
+    }).pipe(Effect.provide(NodeHttp.layer()))
   )
 
   it.live("streams a body and reads one as bytes", () =>
@@ -363,7 +406,7 @@ describe("the undici HttpClient", () => {
       )
       const bytes = yield* http.execute(get("/batches?limit=2")).pipe(Effect.flatMap((r) => r.arrayBuffer))
       expect(JSON.parse(Buffer.from(bytes).toString()).data).toEqual(JSON.parse(streamed).data)
-    }).pipe(Effect.provide(NodeHttp.layer))
+    }).pipe(Effect.provide(NodeHttp.layer()))
   )
 
   it.live("a refused connection is a RequestError, not a defect", () =>
@@ -371,6 +414,6 @@ describe("the undici HttpClient", () => {
       const http = yield* client
       const error = yield* Effect.flip(http.execute(HttpClientRequest.get("http://127.0.0.1:9/v1/batches")))
       expect(error._tag).toBe("RequestError")
-    }).pipe(Effect.provide(NodeHttp.layer))
+    }).pipe(Effect.provide(NodeHttp.layer()))
   )
 })

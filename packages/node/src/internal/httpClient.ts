@@ -17,6 +17,7 @@ import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Undici from "@effect/platform-node/Undici"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
@@ -168,8 +169,11 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
   }
 }
 
-/** The client over one undici dispatcher. */
-export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
+/**
+ * The client over one undici dispatcher. `bodyIdleMillis` bounds the wait for each next piece of
+ * a body (0: no bound): a download that stalls midway fails instead of hanging.
+ */
+export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpClient.HttpClient =>
   HttpClient.make((request, url, signal) => {
     const send = (body: Body) =>
       fromPromise(
@@ -183,9 +187,9 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
             // undici also takes an AsyncIterable body (its types leave it out)
             body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
             highWaterMark: bodyBuffer,
-            // timeouts are batchkit's (`BatchConfig.timeout`), applied around the whole exchange
+            // waiting for the head is bounded around the whole exchange by batchkit
             headersTimeout: 0,
-            bodyTimeout: 0
+            bodyTimeout: bodyIdleMillis
           }),
         (cause): HttpClientError.HttpClientError =>
           new HttpClientError.RequestError({ request, reason: "Transport", cause })
@@ -195,13 +199,21 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
   })
 
 /** An `HttpClient` over an undici `Agent` of its own, closed with the layer. */
-export const layer: Layer.Layer<HttpClient.HttpClient> = Layer.scoped(
-  HttpClient.HttpClient,
-  Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => new Undici.Agent()),
-      (agent) => Effect.promise(() => agent.destroy())
-    ),
-    make
+export const layer = (options?: {
+  readonly bodyIdleTimeout?: Duration.Duration | undefined
+}): Layer.Layer<HttpClient.HttpClient> =>
+  Layer.scoped(
+    HttpClient.HttpClient,
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => new Undici.Agent()),
+        (agent) => Effect.promise(() => agent.destroy())
+      ),
+      (agent) => make(agent, idleMillis(options?.bodyIdleTimeout))
+    )
   )
-)
+
+const idleMillis = (timeout: Duration.Duration | undefined) =>
+  timeout === undefined || !Duration.isFinite(timeout)
+    ? 0
+    : Math.min(Math.max(1, Math.ceil(Duration.toMillis(timeout))), 2 ** 31 - 1)
