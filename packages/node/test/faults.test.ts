@@ -8,7 +8,10 @@ import { BatchService, FileService, RetryPolicy } from "@batchkit/core"
 import { Simulator } from "@batchkit/core/testing"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Schedule, Stream } from "effect"
-import { Emulator, NodeBatch } from "../src/index.js"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Emulator, NodeBatch, NodeFileSource } from "../src/index.js"
 
 const apiKey = "sk-faults-SECRET-4242424242"
 let server: Awaited<ReturnType<typeof Emulator.start>>
@@ -101,6 +104,19 @@ const operations: ReadonlyArray<Operation> = [
     setup: Effect.void,
     run: () =>
       Effect.flatMap(FileService.FileService, (f) => f.upload(FileService.fromBytes("up.jsonl", jsonl(3))))
+  },
+  {
+    // from disk: sent as FormData over a Blob opened for each attempt
+    name: "upload from a path",
+    target: "files.upload",
+    setup: Effect.sync(() => {
+      const path = join(mkdtempSync(join(tmpdir(), "batchkit-faults-")), "up.jsonl")
+      writeFileSync(path, jsonl(3))
+      return path
+    }),
+    run: (path: string) =>
+      Effect.flatMap(FileService.FileService, (f) => Effect.flatMap(NodeFileSource.fromPath(path), f.upload)),
+    after: () => (file) => Effect.sync(() => expect((file as { bytes: number }).bytes).toBe(jsonl(3).length))
   },
   {
     name: "content/results",
