@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:http"
+import { createServer, type RequestListener, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -81,6 +81,23 @@ const submit = (lines = 10, failing: ReadonlyArray<number> = []) =>
       metadata: { suite: "node" }
     })
   })
+
+/** A plain HTTP server on 127.0.0.1 for the scope of a test; gives its port. */
+const loopback = (handler: RequestListener) =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.async<Server>((resume) => {
+        const server = createServer(handler)
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.sync(() => {
+          server.closeAllConnections()
+          server.close()
+        })
+    ),
+    (server) => (server.address() as AddressInfo).port
+  )
 
 describe("@batchkit/node over loopback HTTP", () => {
   it.live("uploads, creates, retrieves, watches to completed and streams typed results", () =>
@@ -300,18 +317,7 @@ describe("@batchkit/node over loopback HTTP", () => {
     Effect.gen(function* () {
       // a server that never answers and notes when the client goes away
       let closed = false
-      const silent = createServer((req) => req.on("close", () => (closed = true)))
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => {
-          silent.listen(0, "127.0.0.1", () => resume(Effect.void))
-        }),
-        () =>
-          Effect.sync(() => {
-            silent.closeAllConnections()
-            silent.close()
-          })
-      )
-      const { port } = silent.address() as AddressInfo
+      const port = yield* loopback((req) => req.on("close", () => (closed = true)))
       // the services outlive the request, so only the interruption can close its connection
       const context = yield* Layer.build(
         NodeBatch.layer({ apiKey, baseUrl: `http://127.0.0.1:${port}/v1`, timeout: "30 seconds" })
@@ -338,21 +344,10 @@ describe("a download that stalls midway", () => {
   it.live("fails with a typed error after the timeout instead of hanging", () =>
     Effect.gen(function* () {
       // headers and the first line at once, then nothing more, the connection left open
-      const stalled = createServer((_req, res) => {
+      const port = yield* loopback((_req, res) => {
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "100000" })
         res.write('{"custom_id":"a","response":{"status_code":200,"body":{}},"error":null}\n')
       })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => {
-          stalled.listen(0, "127.0.0.1", () => resume(Effect.void))
-        }),
-        () =>
-          Effect.sync(() => {
-            stalled.closeAllConnections()
-            stalled.close()
-          })
-      )
-      const { port } = stalled.address() as AddressInfo
       const seen: Array<string> = []
       const error = yield* Effect.flatMap(FileService.FileService, (files) =>
         Stream.runForEach(files.results({ output_file_id: "file-out" }), (o) =>
