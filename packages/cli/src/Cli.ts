@@ -19,15 +19,17 @@ import { existsSync, statSync } from "node:fs"
 import { type Common, common, durationOption, metadataOption, node, withServices } from "./Common.js"
 import { exitCodes, UsageError } from "./Exit.js"
 import {
-  type LocalError,
   batchHeader,
   batchRow,
   checkOutputPath,
   describeBatch,
   fileHeader,
   fileRow,
+  onePage,
   printLine,
+  printListing,
   table,
+  type LocalError,
   writeFileAtomically,
   writeStdout
 } from "./Output.js"
@@ -115,12 +117,7 @@ const list = Command.make(
         ...(Option.isSome(o.limit) ? { limit: o.limit.value } : {}),
         ...(Option.isSome(o.after) ? { after: o.after.value } : {})
       }
-      const batches = o.all
-        ? s.stream(params)
-        : Stream.unwrap(Effect.map(s.list(params), (p) => Stream.fromIterable(p.data)))
-      if (o.json) return yield* Stream.runForEach(batches, (b) => printLine(json(b)))
-      const rows = yield* Stream.runCollect(Stream.map(batches, batchRow))
-      yield* printLine(table([batchHeader, ...rows]))
+      yield* printListing(o.all ? s.stream(params) : onePage(s.list(params)), o.json, batchHeader, batchRow)
     }).pipe(withServices(o))
 ).pipe(Command.withDescription("List batches, newest first"))
 
@@ -400,12 +397,7 @@ const filesList = Command.make(
         ...(Option.isSome(o.after) ? { after: o.after.value } : {}),
         ...(Option.isSome(o.order) ? { order: o.order.value } : {})
       }
-      const files = o.all
-        ? s.stream(params)
-        : Stream.unwrap(Effect.map(s.list(params), (p) => Stream.fromIterable(p.data)))
-      if (o.json) return yield* Stream.runForEach(files, (f) => printLine(json(f)))
-      const rows = yield* Stream.runCollect(Stream.map(files, fileRow))
-      yield* printLine(table([fileHeader, ...rows]))
+      yield* printListing(o.all ? s.stream(params) : onePage(s.list(params)), o.json, fileHeader, fileRow)
     }).pipe(withServices(o))
 ).pipe(Command.withDescription("List files"))
 

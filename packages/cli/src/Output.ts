@@ -125,3 +125,19 @@ export const writeFileAtomically = <E, R>(
 }
 
 export const encoder = new TextEncoder()
+
+/** The items of one page, as a stream. */
+export const onePage = <A, E, R>(
+  page: Effect.Effect<{ readonly data: ReadonlyArray<A> }, E, R>
+): Stream.Stream<A, E, R> => Stream.unwrap(Effect.map(page, (p) => Stream.fromIterable(p.data)))
+
+/** A listing: one JSON object per line with `--json` (as the items come), else a table. */
+export const printListing = <A, E, R>(
+  items: Stream.Stream<A, E, R>,
+  asJson: boolean,
+  header: ReadonlyArray<string>,
+  row: (item: A) => ReadonlyArray<string>
+): Effect.Effect<void, E, R> =>
+  asJson
+    ? Stream.runForEach(items, (item) => printLine(JSON.stringify(item)))
+    : Effect.flatMap(Stream.runCollect(Stream.map(items, row)), (rows) => printLine(table([header, ...rows])))

@@ -58,6 +58,14 @@ const write = (name: string, text: string) => {
   return path
 }
 
+/** Uploads `path` with `files upload` and creates a batch from it with `create`; gives the batch. */
+const submitted = async (path: string): Promise<{ id: string }> => {
+  const file = JSON.parse((await cli(["files", "upload", path, "--json"])).stdout)
+  return JSON.parse(
+    (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"])).stdout
+  )
+}
+
 const jsonLines = (text: string) =>
   text
     .trim()
@@ -170,11 +178,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
   })
 
   it("results --input writes input order and marks input lines with no result as missing", async () => {
-    const file = JSON.parse((await cli(["files", "upload", write("r.jsonl", lines(4)), "--json"])).stdout)
-    const batch = JSON.parse(
-      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
-        .stdout
-    )
+    const batch = await submitted(write("r.jsonl", lines(4)))
     await cli(["watch", batch.id, "--interval", "50ms"])
     // the input given to results has two more lines than the batch ran
     const input = write("r-more.jsonl", lines(6))
@@ -257,11 +261,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
   it("watch exits 3 for a batch that fails validation, and submit --wait prints its errors with line numbers", async () => {
     // files upload does not check lines (the API does not either): the batch fails at validation
     const bad = write("fails.jsonl", `${lines(2)}${lines(1)}`)
-    const file = JSON.parse((await cli(["files", "upload", bad, "--json"])).stdout)
-    const batch = JSON.parse(
-      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
-        .stdout
-    )
+    const batch = await submitted(bad)
     const watched = await cli(["watch", batch.id, "--interval", "50ms"])
     expect(watched.code).toBe(3)
     expect(watched.stdout).toMatch(/status\s+failed/)
@@ -269,11 +269,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
   })
 
   it("a results download cut midway exits 1 and leaves no output file behind", async () => {
-    const file = JSON.parse((await cli(["files", "upload", write("cut.jsonl", lines(50)), "--json"])).stdout)
-    const batch = JSON.parse(
-      (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"]))
-        .stdout
-    )
+    const batch = await submitted(write("cut.jsonl", lines(50)))
     await cli(["watch", batch.id, "--interval", "50ms"])
     const { Simulator } = await import("@batchkit/core/testing")
     await Effect.runPromise(server.simulator.inject("files.content", Simulator.truncatedBody, 1))

@@ -28,6 +28,17 @@ const withServices = <A, E>(
 
 const params = { input_file_id: "file-1", endpoint: "/v1/chat/completions" } as const
 
+/** A batch created in the fake API directly, as if by an earlier client. */
+const seedBatch = (fake: ReturnType<typeof makeFakeApi>) =>
+  fake.handle({
+    method: "POST",
+    path: "/v1/batches",
+    query: {},
+    headers: {},
+    body: JSON.stringify(params),
+    at: 0
+  })
+
 describe("idempotent create", () => {
   /** The server acts on the first create, then the answer is lost in the way given. */
   const losesFirstAnswer = (loss: Reply) => {
@@ -146,15 +157,7 @@ describe("stream", () => {
   it.effect("returns every batch across pages exactly once, using the last id as the cursor", () =>
     Effect.gen(function* () {
       const fake = makeFakeApi()
-      for (let i = 0; i < 250; i++)
-        fake.handle({
-          method: "POST",
-          path: "/v1/batches",
-          query: {},
-          headers: {},
-          body: JSON.stringify(params),
-          at: 0
-        })
+      for (let i = 0; i < 250; i++) seedBatch(fake)
       const { result, requests } = yield* withServices(fake.handle, ({ batches }) =>
         Stream.runCollect(batches.stream({ limit: 100 }))
       )
@@ -319,14 +322,7 @@ describe("watch", () => {
   it.effect("a cancel whose first answer was lost, retried into a 409, returns the batch it cancelled", () =>
     Effect.gen(function* () {
       const fake = makeFakeApi()
-      fake.handle({
-        method: "POST",
-        path: "/v1/batches",
-        query: {},
-        headers: {},
-        body: JSON.stringify(params),
-        at: 0
-      })
+      seedBatch(fake)
       const id = fake.batches[0]!.id as string
       let cancels = 0
       const handle: Handler = (r) => {

@@ -84,11 +84,9 @@ export const lines = <A, E, R, E2>(
     const body = bytes.pipe(
       Stream.takeWhile(() => failure === undefined),
       Stream.mapChunks((chunk) =>
-        failure !== undefined
-          ? Chunk.empty<A>()
-          : run((out) => {
-              for (const bytes of chunk) take(bytes, out)
-            })
+        run((out) => {
+          for (const bytes of chunk) take(bytes, out)
+        })
       )
     )
     const flush = Stream.suspend(() => {
