@@ -312,7 +312,8 @@ export const encodeLines = <A, E, R>(values: Stream.Stream<A, E, R>): Stream.Str
 export const inputLimits = { lines: 50_000, bytes: 200 * 1024 * 1024, embeddingInputs: 50_000 } as const
 
 /**
- * One problem found in an input file: the API's code for it, a message, and the line.
+ * One problem found in an input file: the API's code for it (or, for what the API refuses at
+ * upload or at create, a code of ours), a message, and the line.
  *
  * @since 0.1.0
  * @category validation
@@ -322,6 +323,7 @@ export interface InputProblem {
   readonly code:
     | "invalid_json_line"
     | "invalid_line"
+    | "invalid_encoding"
     | "duplicate_custom_id"
     | "url_mismatch"
     | "model_mismatch"
@@ -351,54 +353,106 @@ export interface InputSummary {
   readonly customIds: ReadonlyArray<string>
 }
 
+/**
+ * @since 0.1.0
+ * @category validation
+ */
+export interface ValidateOptions {
+  /** The batch's endpoint. Default: the first line's `url`. */
+  readonly endpoint?: string | undefined
+  /**
+   * The endpoints a batch may have. Default: every endpoint the API documents
+   * (`Batch.KnownEndpoint`); `"any"` skips the check.
+   */
+  readonly endpoints?: ReadonlyArray<string> | "any" | undefined
+  /** How many problems to keep (all are counted). Default 100. */
+  readonly maxProblems?: number | undefined
+}
+
 const decodeInputLine = Schema.decodeUnknownEither(InputLine)
 
+const BOM = "\uFEFF"
+
+/** `/chat/completions` → `/v1/chat/completions`, when that is an endpoint. */
+const likelyEndpoint = (url: string, endpoints: ReadonlyArray<string>): string | undefined => {
+  const path = `/${url.replace(/^\/+/, "")}`
+  return [`/v1${path}`, path.replace(/^\/v\d+\//, "/v1/")].find((e) => e !== url && endpoints.includes(e))
+}
+
 /**
- * Checks an input file as the API will, without sending it: JSON per line, the line shape,
- * unique `custom_id`, every `url` equal to the endpoint (by default the first line's), one
- * model, at most 50,000 lines and 200 MB. Runs in memory proportional to the number of
- * `custom_id`s, never the file.
+ * Checks an input file as the API will, without sending it: UTF-8, one JSON request per line (no
+ * blank lines, no byte order mark), unique `custom_id`, an endpoint the API takes and every `url`
+ * equal to it, one model, at most 50,000 lines and 200 MB. Line ends may be `\n` or `\r\n`.
+ * Runs in memory proportional to the number of `custom_id`s, never the file.
  *
  * @since 0.1.0
  * @category validation
  */
 export const validateInput = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  options?: { readonly endpoint?: string | undefined; readonly maxProblems?: number | undefined }
+  options?: ValidateOptions
 ): Effect.Effect<InputSummary, E, R> =>
   Effect.suspend(() => {
     const maxProblems = options?.maxProblems ?? 100
+    const accepted = options?.endpoints ?? (KnownEndpoint.literals as ReadonlyArray<string>)
     const problems: Array<InputProblem> = []
     let problemCount = 0
     const report = (problem: InputProblem) => {
       problemCount++
       if (problems.length < maxProblems) problems.push(problem)
     }
-    const ids = new Set<string>()
+    const ids = new Map<string, number>()
     const order: Array<string> = []
-    let endpoint = options?.endpoint
+    let endpoint: string | undefined
     let model: string | undefined
     let modelLine = 0
     let count = 0
     let size = 0
-    if (endpoint !== undefined && !(KnownEndpoint.literals as ReadonlyArray<string>).includes(endpoint)) {
-      if (!/^\/v1\/[A-Za-z0-9_\-/.]+$/.test(endpoint)) {
-        report({ line: null, code: "unknown_endpoint", message: `endpoint ${endpoint} is not an API path` })
-      }
+    /** Sets the batch's endpoint, reporting it when the API would not take it. */
+    const useEndpoint = (url: string, line: number | null) => {
+      endpoint = url
+      if (accepted === "any" || accepted.includes(url)) return
+      const hint = likelyEndpoint(url, accepted)
+      report({
+        line,
+        code: "unknown_endpoint",
+        message: `${line === null ? "endpoint" : "url"} ${url} is not a batch endpoint${hint ? ` (did you mean ${hint}?)` : ""}; batches take ${accepted.join(", ")}`
+      })
     }
+    if (options?.endpoint !== undefined) useEndpoint(options.endpoint, null)
     const counted = Stream.tap(bytes, (chunk) =>
       Effect.sync(() => {
         size += chunk.byteLength
       })
     )
-    const checked = lines<undefined, E, R, never>(counted, (text, line) => {
+    const onLine = (text: string, line: number): undefined => {
       count++
+      if (line === 1 && text.startsWith(BOM)) {
+        report({
+          line,
+          code: "invalid_json_line",
+          message:
+            "the file starts with a UTF-8 byte order mark (BOM), which the API reads as invalid JSON; save it as UTF-8 without BOM"
+        })
+        return
+      }
+      // a request line starts with "{"; only otherwise is it worth asking whether it is blank
+      if (text.charCodeAt(0) !== 123 && text.trim() === "") {
+        // not a request: a file of blank lines is an empty file too
+        count--
+        report({
+          line,
+          code: "invalid_json_line",
+          message: "blank line: the API takes one request on every line"
+        })
+        return
+      }
       let json: unknown
       try {
         json = JSON.parse(text)
       } catch (e) {
         report({ line, code: "invalid_json_line", message: `not valid JSON: ${(e as Error).message}` })
-        return undefined
+        return
       }
       const decoded = decodeInputLine(json)
       if (Either.isLeft(decoded)) {
@@ -409,20 +463,21 @@ export const validateInput = <E, R>(
           code: "invalid_line",
           message: `${where}${issue?.message ?? "not a batch request line"}`
         })
-        return undefined
+        return
       }
       const request = decoded.right
-      if (ids.has(request.custom_id)) {
+      const first = ids.get(request.custom_id)
+      if (first !== undefined) {
         report({
           line,
           code: "duplicate_custom_id",
-          message: `custom_id ${JSON.stringify(request.custom_id)} is used more than once`
+          message: `custom_id ${JSON.stringify(request.custom_id)} is used more than once (first on line ${first})`
         })
       } else {
-        ids.add(request.custom_id)
+        ids.set(request.custom_id, line)
         order.push(request.custom_id)
       }
-      if (endpoint === undefined) endpoint = request.url
+      if (endpoint === undefined) useEndpoint(request.url, line)
       else if (request.url !== endpoint) {
         report({
           line,
@@ -444,6 +499,17 @@ export const validateInput = <E, R>(
         }
       }
       return undefined
+    }
+    const checked = lines<undefined, E, R, never>(counted, onLine, {
+      strict: true,
+      onInvalidUtf8: (line) => {
+        count++
+        report({
+          line,
+          code: "invalid_encoding",
+          message: "not valid UTF-8: the API refuses a batch file that is not UTF-8 encoded"
+        })
+      }
     })
     return Stream.runDrain(checked).pipe(
       Effect.map((): InputSummary => {

@@ -340,6 +340,63 @@ describe("BatchLine", () => {
     })
   )
 
+  it.effect("validation refuses what the API refuses: invalid UTF-8, a BOM, blank lines; CRLF passes", () =>
+    Effect.gen(function* () {
+      const enc = new TextEncoder()
+      const req = (id: string, url = "/v1/chat/completions") =>
+        JSON.stringify({ custom_id: id, method: "POST", url, body: { model: "m", messages: [] } })
+      const check = (...chunks: Array<Uint8Array>) => BatchLine.validateInput(Stream.fromIterable(chunks))
+      const bad = new Uint8Array([...enc.encode(`${req("a")}\n{"custom_id":"c`), 0xff, ...enc.encode(`"}\n`)])
+      const utf8 = yield* check(bad)
+      expect(utf8.problems.map((p) => [p.line, p.code])).toEqual([[2, "invalid_encoding"]])
+      // an invalid byte cut across chunks is found too
+      const cut = yield* check(bad.slice(0, 40), bad.slice(40))
+      expect(cut.problems.map((p) => [p.line, p.code])).toEqual([[2, "invalid_encoding"]])
+      const bom = yield* check(enc.encode(`\uFEFF${req("a")}\n${req("b")}\n`))
+      expect(bom.problems.map((p) => [p.line, p.code])).toEqual([[1, "invalid_json_line"]])
+      expect(bom.problems[0]?.message).toContain("byte order mark")
+      const blank = yield* check(enc.encode(`${req("a")}\n\n${req("b")}\n  \n`))
+      expect(blank.problems.map((p) => [p.line, p.code])).toEqual([
+        [2, "invalid_json_line"],
+        [4, "invalid_json_line"]
+      ])
+      expect(blank.lines).toBe(2)
+      const crlf = yield* check(enc.encode(`${req("a")}\r\n${req("b")}\r\n`))
+      expect(crlf.problemCount).toBe(0)
+      expect(crlf.customIds).toEqual(["a", "b"])
+    })
+  )
+
+  it.effect("validation refuses an endpoint the API does not take, with the likely one", () =>
+    Effect.gen(function* () {
+      const enc = new TextEncoder()
+      const req = (id: string, url: string) =>
+        JSON.stringify({ custom_id: id, method: "POST", url, body: { model: "m" } })
+      const azure = yield* BatchLine.validateInput(
+        Stream.make(enc.encode(`${req("a", "/chat/completions")}\n${req("b", "/chat/completions")}\n`))
+      )
+      expect(azure.problems.map((p) => [p.line, p.code])).toEqual([[1, "unknown_endpoint"]])
+      expect(azure.problems[0]?.message).toContain("did you mean /v1/chat/completions?")
+      const made = yield* BatchLine.validateInput(Stream.make(enc.encode(`${req("a", "/v1/foo/bar")}\n`)))
+      expect(made.problems.map((p) => [p.line, p.code])).toEqual([[1, "unknown_endpoint"]])
+      const option = yield* BatchLine.validateInput(Stream.make(enc.encode(`${req("a", "/v1/foo")}\n`)), {
+        endpoint: "/v1/foo"
+      })
+      expect(option.problems.map((p) => [p.line, p.code])).toEqual([[null, "unknown_endpoint"]])
+      const anyEndpoint = yield* BatchLine.validateInput(
+        Stream.make(enc.encode(`${req("a", "/v1/foo")}\n`)),
+        {
+          endpoints: "any"
+        }
+      )
+      expect(anyEndpoint.problemCount).toBe(0)
+      const duplicate = yield* BatchLine.validateInput(
+        Stream.make(enc.encode(`${req("a", "/v1/embeddings")}\n${req("a", "/v1/embeddings")}\n`))
+      )
+      expect(duplicate.problems[0]?.message).toContain("first on line 1")
+    })
+  )
+
   it.effect("encodes values as JSONL", () =>
     Effect.gen(function* () {
       const text = yield* Stream.make({ a: 1 }, { b: "x" }).pipe(

@@ -122,7 +122,10 @@ describe("Simulator, driven by TestClock", () => {
         [`${line(0)}\n${line(0)}\n`, "duplicate_custom_id", 2],
         [`${line(0)}\n${line(1, { url: "/v1/embeddings" })}\n`, "url_mismatch", 2],
         [`${line(0)}\n${line(1, { body: { model: "gpt-4o", messages: [] } })}\n`, "model_mismatch", 2],
-        ["\n", "empty_file", null]
+        ["", "empty_file", null],
+        [`${line(0)}\n\n${line(1)}\n`, "invalid_json_line", 2],
+        [`\uFEFF${line(0)}\n`, "invalid_json_line", 1],
+        [`${line(0)}\r\n${line(1, { url: "/v1/embeddings" })}\r\n`, "url_mismatch", 2]
       ]
       for (const [text, code, lineNo] of cases) {
         const created = yield* submit(text)

@@ -2,9 +2,11 @@
  * The emulator: the simulator of `@batchkit/core/testing` served over the real wire protocol on
  * 127.0.0.1, for clients that speak HTTP (the official SDKs, curl, the CLI, benchmarks).
  *
- * Its clock runs `speed` times faster than the wall clock (simulated time is what the batches
- * see; timestamps in answers are simulated too). Faults can be armed at start (`faults`) and at
- * run time through an admin route:
+ * Its batches move `speed` times faster than the wall clock; the times in its answers are wall
+ * clock times (a batch made now says so, and one that takes a simulated hour shows a minute at
+ * speed 60). Ids are unique per emulator, so two emulators never hand out the same one.
+ *
+ * Faults can be armed at start (`faults`) and at run time through an admin route:
  *
  * - `POST /__admin/faults` with `{"operation": "batches.create", "fault": {"_tag": "ResetAfter"}, "times": 1}`
  *   (or an array of them) arms faults; `GET` lists the armed ones; `DELETE` disarms all.
@@ -103,14 +105,7 @@ const admin = async (
         })
       }
       const list = (Array.isArray(rules) ? rules : [rules]) as Array<Simulator.FaultRule>
-      const tags = new Set([
-        "RateLimited",
-        "ServerError",
-        "ResetBefore",
-        "ResetAfter",
-        "Slow",
-        "TruncatedBody"
-      ])
+      const tags = new Set<string>(Simulator.faultTags)
       for (const rule of list) {
         const known =
           rule?.operation === "*" || Simulator.operations.includes(rule?.operation as Simulator.Operation)
@@ -153,10 +148,13 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
   Effect.gen(function* () {
     const speed = options.speed ?? 60
     if (!(speed > 0)) return yield* Effect.dieMessage("Emulator: speed must be above 0")
+    // batches live on a clock `speed` times faster than the wall clock, from now on; the times
+    // they show are mapped back to the wall clock, so a batch made now says it was made now
     const origin = Date.now()
     const simulator = yield* Simulator.make({
       ...options,
-      now: Effect.sync(() => origin + (Date.now() - origin) * speed)
+      now: Effect.sync(() => origin + (Date.now() - origin) * speed),
+      stamp: (simulated) => origin + (simulated - origin) / speed
     })
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? "/", "http://127.0.0.1")

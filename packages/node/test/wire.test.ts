@@ -98,7 +98,11 @@ describe("the emulator speaks the spec's wire protocol", { timeout: 20_000 }, ()
       batch = (await call("GET", `/batches/${batch.id}`)).body
     }
     expect(batch.status).toBe("completed")
-    expect(batch.expires_at).toBe(batch.created_at + 86400)
+    // a batch made now says so; its 24 h window is 24 h of the emulator's faster clock
+    const before = Math.floor(Date.now() / 1000)
+    expect(Math.abs(batch.created_at - before)).toBeLessThanOrEqual(5)
+    expect(batch.expires_at - batch.created_at).toBeGreaterThanOrEqual(Math.floor(86400 / 500))
+    expect(batch.expires_at - batch.created_at).toBeLessThanOrEqual(Math.ceil(86400 / 500))
     const list = await call("GET", "/batches?limit=1")
     expect(list.body).toMatchObject({ object: "list", has_more: expect.any(Boolean) })
     expect(list.body.data.length).toBe(1)
@@ -142,6 +146,13 @@ describe("the emulator speaks the spec's wire protocol", { timeout: 20_000 }, ()
       400,
       "input_file_id"
     )
+    // a batch file must be UTF-8: the API says so at upload
+    const form = new FormData()
+    form.append("purpose", "batch")
+    form.append("file", new Blob([new Uint8Array([0x7b, 0xff, 0x7d, 0x0a])]), "latin1.jsonl")
+    const latin1 = await call("POST", "/files", { body: form })
+    expectError(latin1, 400, "file")
+    expect(latin1.body.error.message).toBe("Invalid file for Batch API. Must be utf-8 encoded")
     const file = await uploadJsonl(`${line(0)}\n`)
     const params = { input_file_id: file.body.id, endpoint: "/v1/embeddings", completion_window: "24h" }
     expectError(
@@ -206,6 +217,41 @@ describe("the emulator speaks the spec's wire protocol", { timeout: 20_000 }, ()
       body: JSON.stringify({ operation: "nope", fault: { _tag: "X" } })
     })
     expect(bad.status).toBe(400)
+  })
+
+  it("hands out ids no other emulator does", async () => {
+    const other = await Emulator.start({ apiKey, speed: 500 })
+    try {
+      const ids = async (url: string) => {
+        const form = new FormData()
+        form.append("purpose", "batch")
+        form.append("file", new Blob([`${line(0)}\n`]), "same.jsonl")
+        const file = await (
+          await fetch(`${url}/files`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${apiKey}` },
+            body: form
+          })
+        ).json()
+        const batch = await (
+          await fetch(`${url}/batches`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+            body: JSON.stringify({
+              input_file_id: file.id,
+              endpoint: "/v1/embeddings",
+              completion_window: "24h"
+            })
+          })
+        ).json()
+        return [file.id, batch.id]
+      }
+      const [mine, theirs] = [await ids(server.url), await ids(other.url)]
+      expect(mine[0]).not.toBe(theirs[0])
+      expect(mine[1]).not.toBe(theirs[1])
+    } finally {
+      await other.close()
+    }
   })
 
   it("resets the connection when told to, before or after acting", async () => {

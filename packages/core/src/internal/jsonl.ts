@@ -19,11 +19,23 @@ const NL = 10
 const CR = 13
 const OPEN_BRACE = 123
 
+export interface LineOptions {
+  /**
+   * Hand every line to `onLine` as it is: blank lines and a byte order mark included, and a line
+   * that is not valid UTF-8 to `onInvalidUtf8` instead. For validating input files, where each of
+   * these is something the API refuses. Default: skip blank lines, drop a BOM, decode leniently.
+   */
+  readonly strict?: boolean | undefined
+  readonly onInvalidUtf8?: ((line: number) => void) | undefined
+}
+
 export const lines = <A, E, R, E2>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  onLine: (text: string, line: number) => A | undefined
+  onLine: (text: string, line: number) => A | undefined,
+  options?: LineOptions
 ): Stream.Stream<A, E | E2, R> =>
   Stream.suspend(() => {
+    const strict = options?.strict === true
     // the start of a line that runs past the end of its chunk
     let pending: Array<Uint8Array> = []
     let pendingBytes = 0
@@ -33,6 +45,18 @@ export const lines = <A, E, R, E2>(
       lineNo++
       let end = line.length
       if (end > 0 && line[end - 1] === CR) end--
+      if (strict) {
+        let text: string
+        try {
+          text = fatal.decode(line.subarray(0, end))
+        } catch {
+          options?.onInvalidUtf8?.(lineNo)
+          return
+        }
+        const value = onLine(text, lineNo)
+        if (value !== undefined) out.push(value)
+        return
+      }
       if (end === 0) return
       // only the file's first line may start with a byte order mark, which is dropped
       const text = (lineNo === 1 ? dropBom : keepBom).decode(line.subarray(0, end))
@@ -104,6 +128,7 @@ export const lines = <A, E, R, E2>(
 // shared: a decode call without `stream` keeps no state between lines
 const dropBom = new TextDecoder("utf-8", { fatal: false })
 const keepBom = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
   if (parts.length === 1) return parts[0] as Uint8Array

@@ -13,7 +13,7 @@
  * import { BatchService, FileService } from "@batchkit/core"
  * import { Simulator } from "@batchkit/core/testing"
  * import * as Effect from "effect/Effect"
-import * as TestClock from "effect/TestClock"
+ * import * as TestClock from "effect/TestClock"
  *
  * const test = Effect.gen(function* () {
  *   const files = yield* FileService.FileService
@@ -39,7 +39,7 @@ import * as Stream from "effect/Stream"
 import * as BatchConfig from "../BatchConfig.js"
 import * as BatchService from "../BatchService.js"
 import * as FileService from "../FileService.js"
-import * as Engine from "../internal/simulator.js"
+import * as Engine from "./internal/engine.js"
 import * as Responder from "./Responder.js"
 
 /**
@@ -57,6 +57,14 @@ export type Operation = Engine.Operation
  * @category constants
  */
 export const operations = Engine.operations
+
+/**
+ * The tag of every fault, for tables of tests and for checking fault rules from outside.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const faultTags = Engine.faultTags
 
 /**
  * A fault: a 429 (with a delay, or for quota), a 5xx, a reset before or after the server acted,
@@ -155,6 +163,13 @@ export interface Options {
   readonly faults?: ReadonlyArray<FaultRule> | undefined
   /** The time in ms. Default `Clock.currentTimeMillis` (so `TestClock` drives it). */
   readonly now?: Effect.Effect<number> | undefined
+  /**
+   * The time shown in answers (`created_at` and the rest) for a time of `now`'s clock. Default:
+   * the same. The emulator runs batches faster than the wall clock and maps its times back here.
+   */
+  readonly stamp?: ((simulated: number) => number) | undefined
+  /** Makes the ids it hands out repeatable. By default every simulator has ids of its own. */
+  readonly seed?: string | undefined
 }
 
 /**
@@ -201,7 +216,9 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       windowMillis: millis(options.completionWindow, "24 hours"),
       responder: options.responder ?? Responder.plausible,
       apiKey: options.apiKey,
-      now: options.now ?? Clock.currentTimeMillis
+      now: options.now ?? Clock.currentTimeMillis,
+      stamp: options.stamp,
+      seed: options.seed
     })
     for (const rule of options.faults ?? []) yield* engine.inject(rule)
     return {

@@ -1,4 +1,4 @@
-/** A small multipart/form-data parser over bytes, for the simulator (no Node APIs). */
+/** A small multipart/form-data parser over bytes, for the simulator's uploads (no Node APIs). */
 
 export interface Part {
   readonly name: string
