@@ -231,6 +231,53 @@ for (const step of plan.filter((s) => only === undefined || s.name === only)) {
   }
 }
 
+// ---- the CLI's results in input order (--input) against the same results in the files' order
+const joinRequests = quick ? 5000 : 50_000
+let join_
+if (only === undefined || only === "join") {
+  const joinInput = join(work, "join-input.jsonl")
+  const joinLines = await generate(joinInput, joinRequests * 400, (i) =>
+    JSON.stringify({
+      custom_id: `join-${i}`,
+      method: "POST",
+      url: "/v1/chat/completions",
+      body: {
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: `question ${i} ${"x".repeat(300)}` }]
+      }
+    })
+  )
+  const joinFile = await uploadPath(joinInput, "batch", "join-input.jsonl")
+  const joinBatch = await api("POST", "/batches", {
+    input_file_id: joinFile.id,
+    endpoint: "/v1/chat/completions",
+    completion_window: "24h"
+  })
+  log(`waiting for a batch of ${joinLines} requests to complete…`)
+  for (let b = joinBatch; b.status !== "completed"; b = await api("GET", `/batches/${joinBatch.id}`)) {
+    if (["failed", "expired", "cancelled"].includes(b.status))
+      throw new Error(`the join batch ended ${b.status}`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  const env = { ...process.env, OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: baseUrl }
+  const timeCli = (args) => {
+    const samples = []
+    for (let r = 0; r < runs; r++) {
+      const start = performance.now()
+      execFileSync(process.execPath, [cli, ...args], { stdio: "ignore", env })
+      samples.push((performance.now() - start) / 1000)
+    }
+    return median(samples)
+  }
+  const joined = join(work, "joined.jsonl")
+  join_ = {
+    requests: joinLines,
+    unordered: timeCli(["results", joinBatch.id, "--output", joined]),
+    ordered: timeCli(["results", joinBatch.id, "--input", joinInput, "--output", joined])
+  }
+  log(`results join: unordered ${join_.unordered.toFixed(2)} s, --input ${join_.ordered.toFixed(2)} s`)
+}
+
 // ---- CLI start-up against bare node
 const time = (args, n = 21) => {
   const samples = []
@@ -306,6 +353,21 @@ for (const step of plan) {
     met ? "yes" : "NO"
   ])
 }
+if (join_ !== undefined) {
+  const ratio = join_.unordered / join_.ordered
+  rows.push([
+    `CLI results --input (${join_.requests} req)`,
+    `${join_.ordered.toFixed(2)} s`,
+    "",
+    `unordered: ${join_.unordered.toFixed(2)} s`,
+    "",
+    `${ratio.toFixed(2)}× unordered`,
+    "",
+    "",
+    "≥0.5× unordered",
+    ratio >= 0.5 ? "yes" : "NO"
+  ])
+}
 const startRatio = startup["batchkit --version"] / bare
 rows.push([
   "CLI start (--version)",
@@ -354,7 +416,7 @@ const outDir = join(root, "bench-results")
 mkdirSync(outDir, { recursive: true })
 writeFileSync(
   join(outDir, "bench.json"),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, quick, figures, startupMs: startup }, null, 2)}\n`
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, quick, figures, startupMs: startup, resultsJoinSeconds: join_ }, null, 2)}\n`
 )
 console.error(`figures written to ${join(outDir, "bench.json")}`)
 process.exit(0)

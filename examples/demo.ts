@@ -1,9 +1,11 @@
 /**
- * The main job, end to end on this machine: start the bundled emulator (the Batch API's wire
- * protocol on 127.0.0.1), upload examples/requests.jsonl, create a batch, watch it to the end with a
- * progress line, and write every result, joined by custom_id, to examples/out/results.jsonl.
+ * The main job as a library program: start the bundled emulator (the Batch API's wire protocol
+ * on 127.0.0.1), upload examples/requests.jsonl, create a batch, watch it to the end with a
+ * progress line, and write every result, joined by custom_id in input order, to
+ * examples/out/library-results.jsonl, in the same shape as `batchkit results --input` writes.
  *
- * Run it with `bash scripts/demo.sh` (sets up a fresh clone first).
+ * Run it with `pnpm example` (or `pnpm --filter @batchkit/examples demo`) after `pnpm build`;
+ * `bash scripts/demo.sh` runs the same job through the CLI.
  */
 import { BatchLine, BatchService, FileService } from "@batchkit/core"
 import { Emulator, NodeBatch, NodeFileSource } from "@batchkit/node"
@@ -54,33 +56,25 @@ const program = Effect.gen(function* () {
   )
   const ended = last._tag === "Some" ? last.value : yield* batches.retrieve(batch.id)
 
-  mkdirSync(outDir, { recursive: true })
-  const target = `${outDir}results.jsonl`
-  const temp = `${target}.partial`
-  const lines: Array<readonly [string, string]> = []
+  // the same lines as `batchkit results --input` writes, in input order (joined by custom_id)
+  const byId = new Map<string, string>()
   const counts: Record<string, number> = {}
   yield* files.results(ended).pipe(
     Stream.runForEach((o) =>
       Effect.sync(() => {
-        const outcome = BatchLine.outcomeName(o)
-        counts[outcome] = (counts[outcome] ?? 0) + 1
-        lines.push([
-          o.customId,
-          JSON.stringify({
-            custom_id: o.customId,
-            outcome,
-            ...(o._tag === "Succeeded" || o._tag === "Failed"
-              ? { status_code: o.statusCode, body: o.body }
-              : { error: o.line.error })
-          })
-        ])
+        const record = BatchLine.toResultRecord(o)
+        counts[record.outcome] = (counts[record.outcome] ?? 0) + 1
+        byId.set(o.customId, JSON.stringify(record))
       })
     )
   )
-  // in input order: join the outcomes to the input lines by custom_id
-  const order = new Map(Array.from({ length: summary.lines }, (_, i) => [`request-${i + 1}`, i]))
-  lines.sort(([a], [b]) => (order.get(a) ?? 0) - (order.get(b) ?? 0))
-  writeFileSync(temp, `${lines.map(([, line]) => line).join("\n")}\n`)
+  const lines = summary.customIds.map(
+    (id) => byId.get(id) ?? JSON.stringify({ custom_id: id, outcome: "missing" })
+  )
+  mkdirSync(outDir, { recursive: true })
+  const target = `${outDir}library-results.jsonl`
+  const temp = `${target}.partial`
+  writeFileSync(temp, `${lines.join("\n")}\n`)
   renameSync(temp, target)
   yield* Effect.logInfo(`batch ${ended.status}: ${JSON.stringify(counts)}; results in ${target}`)
   return ended.status

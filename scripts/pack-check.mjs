@@ -3,9 +3,10 @@
 // the registry), then imports them as ESM, typechecks a file against their types, and runs the
 // installed `batchkit` bin.
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pack } from "./pack.mjs"
 
 const root = new URL("..", import.meta.url).pathname
 const work = mkdtempSync(join(tmpdir(), "batchkit-pack-"))
@@ -13,13 +14,11 @@ const sh = (cmd, args, cwd) =>
   execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" })
 
 try {
-  const tarballs = join(work, "tarballs")
-  for (const pkg of ["core", "node", "cli"])
-    sh("pnpm", ["pack", "--pack-destination", tarballs], join(root, "packages", pkg))
+  const tarballs = pack(join(work, "tarballs"))
   const app = join(work, "app")
   sh("mkdir", ["-p", app])
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }))
-  const packed = readdirSync(tarballs).map((f) => join(tarballs, f))
+  const packed = [tarballs.core, tarballs.node, tarballs.cli]
   sh(
     "npm",
     [
@@ -81,6 +80,23 @@ export default program
   console.log(`batchkit bin ok (${version})`)
   sh(join(app, "node_modules/.bin/tsc"), ["-p", "."], app)
   console.log("types ok")
+  // the README's install of the command: the CLI tarball alone, globally (here, a prefix of its own)
+  const prefix = join(work, "global")
+  sh(
+    "npm",
+    ["install", "--global", "--prefix", prefix, "--no-audit", "--no-fund", "--loglevel=error", tarballs.cli],
+    work
+  )
+  const globalVersion = sh(join(prefix, "bin", "batchkit"), ["--version"], work).trim()
+  if (globalVersion !== version)
+    throw new Error(`npm i -g of the CLI tarball: --version printed ${globalVersion}`)
+  const dry = sh(
+    join(prefix, "bin", "batchkit"),
+    ["submit", join(root, "examples/requests.jsonl"), "--dry-run", "--json"],
+    work
+  )
+  if (JSON.parse(dry).lines !== 300) throw new Error(`the globally installed CLI's dry run printed ${dry}`)
+  console.log("npm i -g of the CLI tarball ok")
 } finally {
   rmSync(work, { recursive: true, force: true })
 }

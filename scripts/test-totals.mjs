@@ -3,9 +3,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs"
 
 let passed = 0
 let failed = 0
-const packages = new URL("../packages/", import.meta.url)
-for (const name of readdirSync(packages)) {
-  const file = new URL(`${name}/.vitest/results.json`, packages)
+const root = new URL("../", import.meta.url)
+const dirs = [...readdirSync(new URL("packages/", root)).map((name) => `packages/${name}`), "examples"]
+for (const dir of dirs) {
+  const file = new URL(`${dir}/.vitest/results.json`, root)
   if (!existsSync(file)) continue
   const report = JSON.parse(readFileSync(file, "utf8"))
   passed += report.numPassedTests

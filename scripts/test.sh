@@ -8,7 +8,7 @@ step() { echo "::: $*" >&2; }
 fail() { echo "FAILED: $*" >&2; totals; exit 1; }
 totals() { node scripts/test-totals.mjs; }
 
-rm -f packages/*/.vitest/results.json
+rm -f packages/*/.vitest/results.json examples/.vitest/results.json
 step "pnpm install --frozen-lockfile" && pnpm install --frozen-lockfile || fail "install"
 step "build" && pnpm build || fail "build"
 step "lint and format check" && pnpm lint || fail "lint"

@@ -2,7 +2,7 @@
  * The `batchkit` command, per the CLI contract of design.md: every command, its options, its
  * output (tables for people, the API's JSON for scripts; data on stdout only) and exit codes.
  */
-import { type Batch, type BatchError, BatchLine, BatchService, FileService } from "@batchkit/core"
+import { type Batch, type BatchError, BatchFile, BatchLine, BatchService, FileService } from "@batchkit/core"
 import type { Emulator } from "@batchkit/node"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -15,9 +15,18 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Cause from "effect/Cause"
 import { existsSync, statSync } from "node:fs"
-import { type Common, common, durationOption, metadataOption, node, withServices } from "./Common.js"
-import { exitCodes, UsageError } from "./Exit.js"
+import {
+  type Common,
+  common,
+  durationOption,
+  expiryOption,
+  metadataOption,
+  node,
+  withServices
+} from "./Common.js"
+import { describeError, exitCodes, UsageError } from "./Exit.js"
 import {
   batchHeader,
   batchRow,
@@ -25,6 +34,8 @@ import {
   describeBatch,
   fileHeader,
   fileRow,
+  formatDuration,
+  morePages,
   onePage,
   printLine,
   printListing,
@@ -41,19 +52,22 @@ const json = (value: unknown) => JSON.stringify(value)
 
 const printBatch = (o: Common, b: Batch.Batch) => printLine(o.json ? json(b) : describeBatch(b))
 
-const batchId = Args.text({ name: "BATCH_ID" })
-const fileId = Args.text({ name: "FILE_ID" })
+const batchId = Args.text({ name: "BATCH_ID" }).pipe(Args.withDescription("the batch's id (batch_…)"))
+const fileId = Args.text({ name: "FILE_ID" }).pipe(Args.withDescription("the file's id (file-…)"))
 const outputOption = Options.file("output").pipe(
   Options.withAlias("o"),
+  Options.withPseudoName("FILE"),
   Options.optional,
   Options.withDescription("write to this file (it appears only when complete) instead of stdout")
 )
 
 const inputFile = (path: string, option: string) =>
   Effect.suspend(() =>
-    existsSync(path) && statSync(path).isFile()
-      ? Effect.succeed(path)
-      : Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
+    !existsSync(path)
+      ? Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
+      : statSync(path).isDirectory()
+        ? Effect.fail(new UsageError({ message: `${option}: ${path} is a directory, not a file` }))
+        : Effect.succeed(path)
   )
 
 const setExit = (code: number) =>
@@ -66,17 +80,30 @@ const endedBadly = (b: Batch.Batch) =>
 
 // ---- batches -------------------------------------------------------------------------------
 
+const outputExpiresOption = expiryOption(
+  "output-expires-after",
+  "delete the batch's output and error files this long after they are made, 1h to 30d (e.g. 7d)"
+)
+
 const create = Command.make(
   "create",
   {
     ...common,
-    inputFileId: Options.text("input-file-id").pipe(Options.withDescription("the uploaded input file")),
-    endpoint: Options.text("endpoint").pipe(Options.withDescription("e.g. /v1/chat/completions")),
-    completionWindow: Options.text("completion-window").pipe(
-      Options.withDefault("24h"),
-      Options.withDescription("only 24h exists")
+    inputFileId: Options.text("input-file-id").pipe(
+      Options.withPseudoName("FILE_ID"),
+      Options.withDescription("the uploaded input file")
     ),
-    metadata: metadataOption
+    endpoint: Options.text("endpoint").pipe(
+      Options.withPseudoName("PATH"),
+      Options.withDescription("e.g. /v1/chat/completions")
+    ),
+    completionWindow: Options.text("completion-window").pipe(
+      Options.withPseudoName("WINDOW"),
+      Options.withDefault("24h"),
+      Options.withDescription("only 24h exists (default 24h)")
+    ),
+    metadata: metadataOption,
+    outputExpiresAfter: outputExpiresOption
   },
   (o) =>
     Effect.flatMap(BatchService.BatchService, (s) =>
@@ -84,7 +111,8 @@ const create = Command.make(
         input_file_id: o.inputFileId,
         endpoint: o.endpoint as `/v1/${string}`,
         completion_window: o.completionWindow as "24h",
-        ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {})
+        ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {}),
+        ...(Option.isSome(o.outputExpiresAfter) ? { output_expires_after: o.outputExpiresAfter.value } : {})
       })
     ).pipe(
       Effect.flatMap((b) => printBatch(o, b)),
@@ -104,10 +132,15 @@ const list = Command.make(
   {
     ...common,
     limit: Options.integer("limit").pipe(
+      Options.withPseudoName("N"),
       Options.optional,
-      Options.withDescription("page size, 1 to 100 (with --all: the size of each page)")
+      Options.withDescription("page size, 1 to 100 (default 20; with --all: the size of each page)")
     ),
-    after: Options.text("after").pipe(Options.optional, Options.withDescription("start after this batch id")),
+    after: Options.text("after").pipe(
+      Options.withPseudoName("BATCH_ID"),
+      Options.optional,
+      Options.withDescription("start after this batch id")
+    ),
     all: Options.boolean("all").pipe(Options.withDescription("follow every page"))
   },
   (o) =>
@@ -117,7 +150,12 @@ const list = Command.make(
         ...(Option.isSome(o.limit) ? { limit: o.limit.value } : {}),
         ...(Option.isSome(o.after) ? { after: o.after.value } : {})
       }
-      yield* printListing(o.all ? s.stream(params) : onePage(s.list(params)), o.json, batchHeader, batchRow)
+      yield* printListing(
+        o.all ? s.stream(params) : onePage(s.list(params), morePages("batchkit list", params)),
+        o.json,
+        batchHeader,
+        batchRow
+      )
     }).pipe(withServices(o))
 ).pipe(Command.withDescription("List batches, newest first"))
 
@@ -134,24 +172,38 @@ const pollSchedule = (interval: Option.Option<Duration.Duration>) =>
     onSome: (d) => ({ schedule: Schedule.spaced(d) })
   })
 
-/** Watches to the end: NDJSON snapshots with --json, progress on stderr otherwise. */
-const follow = (o: Common, id: string, interval: Option.Option<Duration.Duration>, snapshots: boolean) =>
+/**
+ * Watches to the end: NDJSON snapshots with --json, progress on stderr otherwise. A poll that
+ * keeps failing is said on stderr as it is retried; an interrupted watch says that the batch goes
+ * on and which commands pick it up (`resume`).
+ */
+const follow = (
+  o: Common,
+  id: string,
+  interval: Option.Option<Duration.Duration>,
+  snapshots: boolean,
+  resume: string
+) =>
   Effect.scoped(
     Effect.gen(function* () {
       const s = yield* BatchService.BatchService
       const progress = yield* Progress.tracker(Progress.isTerminal())
-      const last = yield* s.watch(id, pollSchedule(interval)).pipe(
+      const onRetry = (r: BatchService.PollRetry) =>
+        progress.note(
+          `polling ${id} failed (${describeError(r.error)}); retry ${r.attempt} of ${r.of} in ${formatDuration(r.delay)}`
+        )
+      const last = yield* s.watch(id, { ...pollSchedule(interval), onRetry }).pipe(
         Stream.tap((b) => (snapshots && o.json ? printLine(json(b)) : progress.update(b))),
         Stream.runLast,
         Effect.ensuring(progress.done)
       )
       return Option.getOrThrow(last)
     })
-  ).pipe(
-    Effect.onInterrupt(() =>
-      Console.error(`stopped watching; batch ${id} goes on (batchkit watch ${id}, batchkit results ${id})`)
-    )
-  )
+  ).pipe(Effect.onInterrupt(() => Console.error(`interrupted: batch ${id} goes on. ${resume}`)))
+
+/** How to pick a batch up again after an interrupted watch. */
+const resumeHint = (id: string, results: string) =>
+  `Follow it again with \`batchkit watch ${id}\`; once it has ended, \`${results}\` writes its results.`
 
 const watch = Command.make(
   "watch",
@@ -162,7 +214,13 @@ const watch = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
-      const ended = yield* follow(o, o.batchId, o.interval, true)
+      const ended = yield* follow(
+        o,
+        o.batchId,
+        o.interval,
+        true,
+        resumeHint(o.batchId, `batchkit results ${o.batchId} --output FILE`)
+      )
       if (!o.json) yield* printLine(describeBatch(ended))
       if (endedBadly(ended)) yield* setExit(exitCodes.batchEndedBadly)
     }).pipe(withServices(o))
@@ -203,6 +261,7 @@ const results = Command.make(
     ...common,
     batchId,
     input: Options.file("input").pipe(
+      Options.withPseudoName("FILE.jsonl"),
       Options.optional,
       Options.withDescription("the input JSONL: write results in its order, and report lines with no result")
     ),
@@ -227,7 +286,8 @@ const results = Command.make(
 
 const upload = (
   path: string,
-  purpose: "batch" | "user_data" | "assistants" | "fine-tune" | "vision" | "evals"
+  purpose: BatchFile.UploadPurpose,
+  expiresAfter: Option.Option<{ readonly anchor: "created_at"; readonly seconds: number }> = Option.none()
 ) =>
   Effect.gen(function* () {
     const files = yield* FileService.FileService
@@ -242,20 +302,65 @@ const upload = (
           stream: Stream.tap(source.stream, (chunk) => Effect.sync(() => progress.sent(chunk.byteLength)))
         }
       : source
-    return yield* files.upload(sent, { purpose }).pipe(Effect.ensuring(Effect.sync(progress.done)))
+    const options = { purpose, ...(Option.isSome(expiresAfter) ? { expiresAfter: expiresAfter.value } : {}) }
+    return yield* files.upload(sent, options).pipe(Effect.ensuring(Effect.sync(progress.done)))
   })
+
+/** A failure that may have come after the server acted: the batch may exist. */
+const mayHaveActed = (cause: Cause.Cause<unknown>) =>
+  Cause.isInterrupted(cause) ||
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => true,
+    onSome: (e) => {
+      const tag = (e as { readonly _tag?: string })._tag
+      return (
+        tag === "TransportError" ||
+        tag === "ServerError" ||
+        (tag === "UnexpectedStatus" && (e as { readonly status: number }).status === 408)
+      )
+    }
+  })
+
+/**
+ * After a create that did not give a batch, the uploaded input is deleted when the batch surely
+ * does not exist; when it may (the answer was lost, or the command was interrupted), it is kept,
+ * and stderr says which file that is and why.
+ */
+const afterFailedCreate =
+  (fileId: string) =>
+  <E>(cause: Cause.Cause<E>): Effect.Effect<void, never, FileService.FileService> =>
+    mayHaveActed(cause)
+      ? Console.error(
+          `kept the uploaded file ${fileId}: the batch may have been created before the answer was lost (see \`batchkit list\`); \`batchkit files delete ${fileId}\` removes it if not`
+        )
+      : Effect.flatMap(FileService.FileService, (files) => files.delete(fileId)).pipe(
+          Effect.matchEffect({
+            onSuccess: () =>
+              Console.error(`deleted the uploaded file ${fileId}: no batch was created from it`),
+            onFailure: (e) =>
+              Console.error(
+                `could not delete the uploaded file ${fileId} (${describeError(e)}): delete it with \`batchkit files delete ${fileId}\``
+              )
+          })
+        )
 
 const submit = Command.make(
   "submit",
   {
     ...common,
-    file: Args.text({ name: "FILE.jsonl" }),
+    file: Args.text({ name: "FILE.jsonl" }).pipe(
+      Args.withDescription("the requests, one JSON object per line (custom_id, method, url, body)")
+    ),
     endpoint: Options.text("endpoint").pipe(
+      Options.withPseudoName("PATH"),
       Options.optional,
-      Options.withDescription("default: the url of the lines")
+      Options.withDescription("the batch's endpoint (default: the url of the lines)")
     ),
     metadata: metadataOption,
-    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("validate and summarise; send nothing")),
+    outputExpiresAfter: outputExpiresOption,
+    dryRun: Options.boolean("dry-run").pipe(
+      Options.withDescription("check everything submit checks, print a summary, send nothing")
+    ),
     wait: Options.boolean("wait").pipe(Options.withDescription("watch to the end and write the results")),
     output: outputOption,
     interval: durationOption("interval", "with --wait: poll this often (default: adaptive)")
@@ -271,6 +376,7 @@ const submit = Command.make(
           new UsageError({ message: "--output needs --wait (results exist once the batch ends)" })
         )
       }
+      // everything submit checks happens here, before any upload, and the dry run stops after it
       const { NodeFileSource } = yield* node
       const summary = yield* BatchLine.validateInput(NodeFileSource.stream(path), {
         endpoint: Option.getOrUndefined(o.endpoint)
@@ -286,13 +392,18 @@ const submit = Command.make(
           })
         )
       }
-      const endpoint = (Option.getOrUndefined(o.endpoint) ?? summary.endpoint) as `/v1/${string}`
+      const params = {
+        endpoint: (Option.getOrUndefined(o.endpoint) ?? summary.endpoint) as `/v1/${string}`,
+        ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {}),
+        ...(Option.isSome(o.outputExpiresAfter) ? { output_expires_after: o.outputExpiresAfter.value } : {})
+      }
+      yield* BatchService.checkCreate({ ...params, input_file_id: "file-dry-run" })
       if (o.dryRun) {
         const facts = {
           file: path,
           lines: summary.lines,
           bytes: summary.bytes,
-          endpoint,
+          endpoint: params.endpoint,
           model: summary.model ?? null
         }
         return yield* printLine(
@@ -302,7 +413,7 @@ const submit = Command.make(
                 ["file", path],
                 ["lines", String(summary.lines)],
                 ["bytes", String(summary.bytes)],
-                ["endpoint", endpoint],
+                ["endpoint", params.endpoint],
                 ["model", summary.model ?? "-"],
                 ["valid", "yes (dry run: nothing was sent)"]
               ])
@@ -311,18 +422,17 @@ const submit = Command.make(
       // validation has read every custom_id already: results are joined on them in input order
       const ids = o.wait ? summary.customIds : undefined
       yield* Effect.gen(function* () {
-        const file = yield* upload(path, "batch")
+        const file = yield* upload(path, "batch").pipe(
+          Effect.onInterrupt(() => Console.error(`interrupted while uploading ${path}: nothing was created`))
+        )
         yield* Console.error(`uploaded ${path} as ${file.id} (${file.bytes} bytes)`)
         const batch = yield* Effect.flatMap(BatchService.BatchService, (s) =>
-          s.create({
-            input_file_id: file.id,
-            endpoint,
-            ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {})
-          })
-        )
+          s.create({ ...params, input_file_id: file.id })
+        ).pipe(Effect.onError(afterFailedCreate(file.id)))
         if (!o.wait) return yield* printBatch(o, batch)
         yield* Console.error(`created ${batch.id}; watching it (Ctrl-C stops watching, not the batch)`)
-        const ended = yield* follow(o, batch.id, o.interval, false)
+        const results = `batchkit results ${batch.id} --input ${path} --output ${Option.getOrElse(output, () => "FILE")}`
+        const ended = yield* follow(o, batch.id, o.interval, false, resumeHint(batch.id, results))
         if (ended.status === "failed") {
           for (const e of ended.errors?.data ?? []) {
             yield* Console.error(
@@ -350,20 +460,20 @@ const filesUpload = Command.make(
   "upload",
   {
     ...common,
-    file: Args.text({ name: "FILE" }),
-    purpose: Options.choice("purpose", [
-      "batch",
-      "user_data",
-      "assistants",
-      "fine-tune",
-      "vision",
-      "evals"
-    ]).pipe(Options.withDefault("batch" as const))
+    file: Args.text({ name: "FILE" }).pipe(Args.withDescription("the file to upload")),
+    purpose: Options.choice("purpose", BatchFile.UploadPurpose.literals).pipe(
+      Options.withDefault("batch" as const),
+      Options.withDescription("what the file is for (default batch)")
+    ),
+    expiresAfter: expiryOption(
+      "expires-after",
+      "delete the file this long after it is uploaded, 1h to 30d (batch files: 30d unless set)"
+    )
   },
   (o) =>
     Effect.gen(function* () {
       const path = yield* inputFile(o.file, "FILE")
-      const file = yield* upload(path, o.purpose).pipe(withServices(o))
+      const file = yield* upload(path, o.purpose, o.expiresAfter).pipe(withServices(o))
       yield* printLine(o.json ? json(file) : table([fileHeader, fileRow(file)]))
     })
 ).pipe(Command.withDescription("Upload a file (streamed from disk)"))
@@ -379,13 +489,24 @@ const filesList = Command.make(
   "list",
   {
     ...common,
-    purpose: Options.text("purpose").pipe(
+    purpose: Options.choice("purpose", BatchFile.FilePurpose.literals).pipe(
       Options.optional,
-      Options.withDescription("e.g. batch, batch_output")
+      Options.withDescription("only files of this purpose (batch outputs are batch_output)")
     ),
-    limit: Options.integer("limit").pipe(Options.optional, Options.withDescription("page size, 1 to 10000")),
-    after: Options.text("after").pipe(Options.optional),
-    order: Options.choice("order", ["asc", "desc"]).pipe(Options.optional),
+    limit: Options.integer("limit").pipe(
+      Options.withPseudoName("N"),
+      Options.optional,
+      Options.withDescription("page size, 1 to 10000 (default 10000)")
+    ),
+    after: Options.text("after").pipe(
+      Options.withPseudoName("FILE_ID"),
+      Options.optional,
+      Options.withDescription("start after this file id")
+    ),
+    order: Options.choice("order", ["asc", "desc"]).pipe(
+      Options.optional,
+      Options.withDescription("by creation time (default desc: newest first)")
+    ),
     all: Options.boolean("all").pipe(Options.withDescription("follow every page"))
   },
   (o) =>
@@ -397,7 +518,12 @@ const filesList = Command.make(
         ...(Option.isSome(o.after) ? { after: o.after.value } : {}),
         ...(Option.isSome(o.order) ? { order: o.order.value } : {})
       }
-      yield* printListing(o.all ? s.stream(params) : onePage(s.list(params)), o.json, fileHeader, fileRow)
+      yield* printListing(
+        o.all ? s.stream(params) : onePage(s.list(params), morePages("batchkit files list", params)),
+        o.json,
+        fileHeader,
+        fileRow
+      )
     }).pipe(withServices(o))
 ).pipe(Command.withDescription("List files"))
 
@@ -459,10 +585,73 @@ const emulator = Command.make(
     }).pipe(Effect.scoped)
 ).pipe(Command.withDescription("Serve the Batch API emulator on 127.0.0.1 and print its base URL"))
 
+const description = "The OpenAI Batch API from the terminal"
+
 const command = Command.make("batchkit").pipe(
-  Command.withDescription("The OpenAI Batch API from the terminal"),
+  Command.withDescription(description),
   Command.withSubcommands([create, retrieve, list, cancel, watch, submit, results, files, emulator])
 )
+
+/** Every command by its path, for the help pages (`Help.ts`). */
+export const commands: ReadonlyArray<{
+  readonly path: ReadonlyArray<string>
+  readonly command: Command.Command<string, never, unknown, unknown>
+}> = [
+  { path: [], command },
+  { path: ["submit"], command: submit },
+  { path: ["watch"], command: watch },
+  { path: ["results"], command: results },
+  { path: ["create"], command: create },
+  { path: ["retrieve"], command: retrieve },
+  { path: ["list"], command: list },
+  { path: ["cancel"], command: cancel },
+  { path: ["files"], command: files },
+  { path: ["files", "upload"], command: filesUpload },
+  { path: ["files", "retrieve"], command: filesRetrieve },
+  { path: ["files", "list"], command: filesList },
+  { path: ["files", "delete"], command: filesDelete },
+  { path: ["files", "content"], command: filesContent },
+  { path: ["emulator"], command: emulator }
+] as never
+
+/** The options every command that talks to the API takes, by flag. */
+export const commonFlags = Object.keys(common).map(
+  (k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+)
+
+export { description }
+
+/** The longest prefix of `args` that names a command (`[]`: the root). */
+export const commandPaths = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  let best: ReadonlyArray<string> = []
+  for (const c of commands) {
+    if (c.path.length > best.length && c.path.every((s, i) => args[i] === s)) best = c.path
+  }
+  return best
+}
+
+const flagOptions = new Set(["--json"])
+
+/**
+ * Moves the common options given before the command (`batchkit --json list`) to after it, where
+ * @effect/cli looks for them (`batchkit list --json`).
+ */
+export const normalizeArgs = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const leading: Array<string> = []
+  let i = 0
+  while (i < args.length) {
+    const arg = args[i]!
+    const name = arg.split("=")[0]!
+    if (!commonFlags.includes(name)) break
+    leading.push(arg)
+    i++
+    if (!arg.includes("=") && !flagOptions.has(name) && i < args.length) leading.push(args[i++]!)
+  }
+  if (leading.length === 0) return args
+  const rest = args.slice(i)
+  const path = commandPaths(rest)
+  return [...path, ...leading, ...rest.slice(path.length)]
+}
 
 /** Everything a command can fail with, each mapped to its exit code by `Exit.report`. */
 export type CliError = BatchError.BatchError | UsageError | LocalError | Emulator.ListenError

@@ -1,5 +1,5 @@
 /** The options every command that talks to the API takes, and the layer they build. */
-import { BatchConfig, type BatchService, type FileService } from "@batchkit/core"
+import { BatchConfig, BatchError, type BatchService, type FileService } from "@batchkit/core"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -11,12 +11,14 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { UsageError } from "./Exit.js"
 
-/** `250ms`, `30s`, `5m`, `1h`. */
+const units = { ms: "millis", s: "seconds", m: "minutes", h: "hours", d: "days" } as const
+
+/** `250ms`, `30s`, `5m`, `1h`, `7d`. */
 export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim())
   if (!m) return Option.none()
   const n = Number(m[1])
-  const unit = m[2] === "ms" ? "millis" : m[2] === "s" ? "seconds" : m[2] === "m" ? "minutes" : "hours"
+  const unit = units[m[2] as keyof typeof units]
   const duration = Duration.decode(`${n} ${unit}` as Duration.DurationInput)
   return Duration.greaterThan(duration, Duration.zero) ? Option.some(duration) : Option.none()
 }
@@ -26,6 +28,7 @@ const invalidOption = (message: string) => ValidationError.invalidValue(HelpDoc.
 /** An optional duration option, checked by @effect/cli (a bad one is a usage error). */
 export const durationOption = (name: string, description: string) =>
   Options.text(name).pipe(
+    Options.withPseudoName("DURATION"),
     Options.mapEffect((text) =>
       Option.match(parseDuration(text), {
         onNone: () =>
@@ -39,8 +42,31 @@ export const durationOption = (name: string, description: string) =>
     Options.withDescription(description)
   )
 
+/**
+ * How long files are kept, as the API takes it (`expires_after` / `output_expires_after`): 1 hour
+ * to 30 days, counted from the file's creation. A value outside is bad usage.
+ */
+export const expiryOption = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withPseudoName("DURATION"),
+    Options.mapEffect((text) => {
+      const d = parseDuration(text)
+      const seconds = Option.isSome(d) ? Duration.toSeconds(d.value) : Number.NaN
+      return Number.isInteger(seconds) && seconds >= 3600 && seconds <= 2_592_000
+        ? Effect.succeed({ anchor: "created_at" as const, seconds })
+        : Effect.fail(
+            invalidOption(
+              `--${name}: '${text}' must be a whole number of seconds from 1h to 30d (3600 to 2592000 s), e.g. 7d`
+            )
+          )
+    }),
+    Options.optional,
+    Options.withDescription(description)
+  )
+
 /** `--metadata k=v`, repeatable. */
 export const metadataOption = Options.text("metadata").pipe(
+  Options.withPseudoName("KEY=VALUE"),
   Options.repeated,
   Options.mapEffect((pairs) => {
     const metadata: Record<string, string> = {}
@@ -51,31 +77,36 @@ export const metadataOption = Options.text("metadata").pipe(
     }
     return Effect.succeed(metadata)
   }),
-  Options.withDescription("a metadata pair key=value; repeat for more")
+  Options.withDescription("a metadata pair on the batch")
 )
 
 export const common = {
   apiKey: Options.redacted("api-key").pipe(
+    Options.withPseudoName("KEY"),
     Options.withFallbackConfig(Config.redacted("OPENAI_API_KEY")),
     Options.optional,
     Options.withDescription("the API key (default: $OPENAI_API_KEY)")
   ),
   baseUrl: Options.text("base-url").pipe(
+    Options.withPseudoName("URL"),
     Options.withFallbackConfig(Config.string("OPENAI_BASE_URL")),
     Options.withDefault(BatchConfig.defaultBaseUrl),
     Options.withDescription("the API's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)")
   ),
   organization: Options.text("organization").pipe(
+    Options.withPseudoName("ID"),
     Options.withFallbackConfig(Config.string("OPENAI_ORG_ID")),
     Options.optional,
     Options.withDescription("sent as OpenAI-Organization (default: $OPENAI_ORG_ID)")
   ),
   project: Options.text("project").pipe(
+    Options.withPseudoName("ID"),
     Options.withFallbackConfig(Config.string("OPENAI_PROJECT_ID")),
     Options.optional,
     Options.withDescription("sent as OpenAI-Project (default: $OPENAI_PROJECT_ID)")
   ),
   maxRetries: Options.integer("max-retries").pipe(
+    Options.withPseudoName("N"),
     Options.withDefault(2),
     Options.withDescription("retries after a transient failure (default 2)")
   ),
@@ -146,6 +177,21 @@ export const withServices =
             })
           )
         )
-        return Effect.provide(effect, layer)
+        return Effect.provide(effect, layer).pipe(Effect.mapError((e) => withUrlHint(e, baseUrl)))
       }
     )
+
+/**
+ * A 404 for an unknown URL (not an unknown batch or file) usually means a base URL without its
+ * `/v1`: the error says so, with the URL to try.
+ */
+const withUrlHint = <E>(error: E, baseUrl: string): E => {
+  if (!(error instanceof BatchError.NotFound) || !error.message.startsWith("Invalid URL")) return error
+  const path = new URL(baseUrl).pathname.replace(/\/+$/, "")
+  if (path.endsWith("/v1")) return error
+  const suggested = `${baseUrl.replace(/\/+$/, "")}/v1`
+  return new BatchError.NotFound({
+    ...error,
+    message: `${error.message}; the base URL ${baseUrl} may be missing /v1: try --base-url ${suggested} (or OPENAI_BASE_URL=${suggested})`
+  }) as E
+}

@@ -12,6 +12,9 @@ type Reportable =
   | UsageError
   | { readonly _tag: "LocalError" | "ListenError"; readonly message: string }
 
+/** What went wrong, in a few words (status, type, code and message; or the error's kind). */
+export const describeError = (error: Reportable): string => report(error, false).line.replace(/^error: /, "")
+
 /**
  * The exit code, and the line for stderr: readable (status, type, code, message, request id) or,
  * with `--json`, a JSON object in the API's error shape.

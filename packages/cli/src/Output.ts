@@ -1,6 +1,8 @@
 /** What the CLI prints: tables for people, the API's JSON for scripts, files written whole or not at all. */
 import type { Batch, BatchFile } from "@batchkit/core"
+import * as Console from "effect/Console"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
@@ -27,6 +29,14 @@ export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   return rows
     .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  "))
     .join("\n")
+}
+
+/** `500ms`, `2s`, `1m30s`. */
+export const formatDuration = (d: Duration.Duration) => {
+  const ms = Math.round(Duration.toMillis(d))
+  if (ms < 1000) return `${ms}ms`
+  const s = Math.round(ms / 1000)
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60 > 0 ? `${s % 60}s` : ""}`
 }
 
 export const when = (seconds: number | null | undefined) =>
@@ -126,10 +136,35 @@ export const writeFileAtomically = <E, R>(
 
 export const encoder = new TextEncoder()
 
-/** The items of one page, as a stream. */
-export const onePage = <A, E, R>(
-  page: Effect.Effect<{ readonly data: ReadonlyArray<A> }, E, R>
-): Stream.Stream<A, E, R> => Stream.unwrap(Effect.map(page, (p) => Stream.fromIterable(p.data)))
+/**
+ * The items of one page, as a stream; when more pages follow, stderr says which command shows
+ * the next one (`more` makes it from the page's last id).
+ */
+export const onePage = <A extends { readonly id: string }, E, R>(
+  page: Effect.Effect<{ readonly data: ReadonlyArray<A>; readonly has_more: boolean }, E, R>,
+  more: (lastId: string) => string
+): Stream.Stream<A, E, R> =>
+  Stream.unwrap(
+    Effect.map(page, (p) => {
+      const last = p.data.at(-1)?.id
+      const hint =
+        p.has_more && last !== undefined
+          ? Stream.execute(Console.error(`more on the next page: ${more(last)} (or --all for every page)`))
+          : Stream.empty
+      return Stream.concat(Stream.fromIterable(p.data), hint)
+    })
+  )
+
+/** The command that shows the page after `lastId`, with the same filters. */
+export const morePages =
+  (command: string, params: Readonly<Record<string, string | number | undefined>>) => (lastId: string) =>
+    [
+      command,
+      ...Object.entries(params)
+        .filter(([k, v]) => k !== "after" && v !== undefined)
+        .map(([k, v]) => `--${k} ${v}`),
+      `--after ${lastId}`
+    ].join(" ")
 
 /** A listing: one JSON object per line with `--json` (as the items come), else a table. */
 export const printListing = <A, E, R>(

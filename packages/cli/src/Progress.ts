@@ -45,7 +45,12 @@ export const progressLine = (
 export const tracker = (
   live: boolean
 ): Effect.Effect<
-  { readonly update: (batch: Batch.Batch) => Effect.Effect<void>; readonly done: Effect.Effect<void> },
+  {
+    readonly update: (batch: Batch.Batch) => Effect.Effect<void>
+    /** A message of its own line (the live line is drawn again under it). */
+    readonly note: (message: string) => Effect.Effect<void>
+    readonly done: Effect.Effect<void>
+  },
   never,
   Scope.Scope
 > =>
@@ -72,6 +77,13 @@ export const tracker = (
           }
           last = batch
           draw()
+        }),
+      note: (message) =>
+        Effect.sync(() => {
+          process.stderr.write(
+            live ? `\r\x1b[2K${message}\n` : `${new Date().toISOString().slice(0, 19)}Z ${message}\n`
+          )
+          if (live) draw()
         }),
       done: Effect.sync(() => {
         if (live && last !== undefined) process.stderr.write("\n")

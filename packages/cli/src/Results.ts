@@ -7,10 +7,19 @@
 import { BatchLine } from "@batchkit/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
-import { createReadStream, existsSync, statSync } from "node:fs"
-import { type FileHandle, open, unlink } from "node:fs/promises"
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  openSync,
+  readSync,
+  statSync,
+  unlinkSync,
+  writeSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { UsageError } from "./Exit.js"
@@ -19,30 +28,7 @@ import { encoder, LocalError } from "./Output.js"
 export type OutcomeName = ReturnType<typeof BatchLine.outcomeName> | "missing"
 
 /** One line of the results file. */
-export const record = (o: BatchLine.Outcome): Record<string, unknown> => {
-  const outcome = BatchLine.outcomeName(o)
-  switch (o._tag) {
-    case "Succeeded":
-      return {
-        custom_id: o.customId,
-        outcome,
-        status_code: o.statusCode,
-        request_id: o.requestId ?? null,
-        response: o.body
-      }
-    case "Failed":
-      return {
-        custom_id: o.customId,
-        outcome,
-        status_code: o.statusCode,
-        request_id: o.requestId ?? null,
-        error: o.error ?? null,
-        response: o.body
-      }
-    default:
-      return { custom_id: o.customId, outcome, error: o.line.error ?? null }
-  }
-}
+export const record = BatchLine.toResultRecord
 
 /**
  * The `custom_id`s of an input file, in order, read by the same validation `submit` uses; a line
@@ -91,10 +77,15 @@ const lineBytes = (chunk: Chunk.Chunk<BatchLine.Outcome>, tally: Tally) => {
 export const unordered = <E, R>(outcomes: Stream.Stream<BatchLine.Outcome, E, R>, tally: Tally) =>
   Stream.mapChunks(outcomes, (chunk) => Chunk.of(lineBytes(chunk, tally)))
 
+/** How many bytes of results one read-back gathers before handing them on. */
+const windowBytes = 1 << 20
+
 /**
- * Results as bytes in input order: the outcomes are first spooled to a temporary file with the
- * offset of each line noted, then read back in the order of `ids`. Results whose custom_id is not
- * in the input follow at the end, so nothing is dropped.
+ * Results as bytes in input order. The outcomes are first spooled to a temporary file as they
+ * come, noting where each request's line starts (by its position in the input: two numbers a
+ * request); then the lines are read back in input order, a window of about 1 MiB at a time with
+ * one `pread` per line. Memory follows the number of requests, never the size of the results.
+ * Results whose custom_id is not in the input follow at the end, so nothing is dropped.
  */
 export const ordered = <E, R>(
   outcomes: Stream.Stream<BatchLine.Outcome, E, R>,
@@ -104,59 +95,99 @@ export const ordered = <E, R>(
   const spool = join(tmpdir(), `batchkit-results-${process.pid}-${randomBytes(4).toString("hex")}.jsonl`)
   const local = (cause: unknown) =>
     new LocalError({ message: `spool file ${spool}: ${(cause as Error).message}` })
-  const acquire = Effect.tryPromise({ try: () => open(spool, "w+"), catch: local })
-  const release = (handle: FileHandle) =>
-    Effect.promise(() =>
-      handle
-        .close()
-        .catch(() => undefined)
-        .then(() => unlink(spool).catch(() => undefined))
-    )
+  const acquire = Effect.try({ try: () => openSync(spool, "w+"), catch: local })
+  const release = (fd: number) =>
+    Effect.sync(() => {
+      try {
+        closeSync(fd)
+      } catch {}
+      try {
+        unlinkSync(spool)
+      } catch {}
+    })
   return Stream.unwrapScoped(
     Effect.gen(function* () {
-      const handle = yield* Effect.acquireRelease(acquire, release)
-      const index = new Map<string, { offset: number; length: number }>()
+      const fd = yield* Effect.acquireRelease(acquire, release)
+      const position = new Map<string, number>()
+      for (let i = 0; i < ids.length; i++) position.set(ids[i]!, i)
+      // where each input request's line lies in the spool; -1: no result (yet)
+      const offsets = new Float64Array(ids.length)
+      const lengths = new Int32Array(ids.length).fill(-1)
+      const extra: Array<readonly [offset: number, length: number]> = []
       let offset = 0
-      yield* Stream.runForEach(outcomes.pipe(Stream.chunks), (chunk) => {
-        let text = ""
-        for (const o of chunk) {
-          const line = `${JSON.stringify(record(o))}\n`
-          const length = Buffer.byteLength(line)
-          index.set(o.customId, { offset: offset + Buffer.byteLength(text), length })
-          tally.counts[BatchLine.outcomeName(o)] = (tally.counts[BatchLine.outcomeName(o)] ?? 0) + 1
-          text += line
-        }
-        const bytes = encoder.encode(text)
-        const at = offset
-        offset += bytes.byteLength
-        return Effect.tryPromise({ try: () => handle.write(bytes, 0, bytes.byteLength, at), catch: local })
-      })
-      const read = (entry: { offset: number; length: number }) =>
-        Effect.tryPromise({
-          try: async () => {
-            const buffer = new Uint8Array(entry.length)
-            await handle.read(buffer, 0, entry.length, entry.offset)
-            return buffer
+      yield* Stream.runForEach(outcomes.pipe(Stream.chunks), (chunk) =>
+        Effect.try({
+          try: () => {
+            let text = ""
+            let at = offset
+            for (const o of chunk) {
+              const line = `${JSON.stringify(record(o))}\n`
+              const length = Buffer.byteLength(line)
+              const i = position.get(o.customId)
+              if (i === undefined) extra.push([at, length])
+              else {
+                // a second result for one request is kept too, after the input's lines
+                if (lengths[i] !== -1) extra.push([offsets[i]!, lengths[i]!])
+                offsets[i] = at
+                lengths[i] = length
+              }
+              const name = BatchLine.outcomeName(o)
+              tally.counts[name] = (tally.counts[name] ?? 0) + 1
+              text += line
+              at += length
+            }
+            const bytes = Buffer.from(text)
+            writeSync(fd, bytes, 0, bytes.byteLength, offset)
+            offset += bytes.byteLength
           },
           catch: local
         })
-      const inInput = new Set(ids)
-      const inOrder = Stream.fromIterable(ids).pipe(
-        Stream.mapEffect((id) => {
-          const entry = index.get(id)
-          if (entry !== undefined) return read(entry)
-          tally.missing.push(id)
-          tally.counts.missing = (tally.counts.missing ?? 0) + 1
-          return Effect.succeed(encoder.encode(`${JSON.stringify({ custom_id: id, outcome: "missing" })}\n`))
+      )
+      /** Reads the lines of entries [from, to) into one buffer; missing ones are written out. */
+      const gather = (from: number, to: number, entry: (k: number) => readonly [number, number] | string) => {
+        const parts: Array<readonly [number, number] | Buffer> = []
+        let size = 0
+        for (let k = from; k < to; k++) {
+          const e = entry(k)
+          const part = typeof e === "string" ? Buffer.from(e) : e
+          parts.push(part)
+          size += typeof e === "string" ? (part as Buffer).byteLength : e[1]
+        }
+        const out = Buffer.allocUnsafe(size)
+        let at = 0
+        for (const part of parts) {
+          if (Buffer.isBuffer(part)) at += part.copy(out, at)
+          else at += readSync(fd, out, at, part[1], part[0])
+        }
+        return new Uint8Array(out.buffer, out.byteOffset, at)
+      }
+      const inputEntry = (k: number): readonly [number, number] | string => {
+        if (lengths[k] !== -1) return [offsets[k]!, lengths[k]!]
+        const id = ids[k]!
+        tally.missing.push(id)
+        tally.counts.missing = (tally.counts.missing ?? 0) + 1
+        return `${JSON.stringify({ custom_id: id, outcome: "missing" })}\n`
+      }
+      /** Windows of about `windowBytes` over n entries. */
+      const windows = (n: number, bytesOf: (k: number) => number) =>
+        Stream.unfold(0, (from) => {
+          if (from >= n) return Option.none()
+          let to = from
+          let size = 0
+          while (to < n && (to === from || size < windowBytes)) size += bytesOf(to++)
+          return Option.some([[from, to] as const, to] as const)
         })
+      const inOrder = windows(ids.length, (k) => Math.max(lengths[k]!, 64)).pipe(
+        Stream.mapEffect(([from, to]) =>
+          Effect.try({ try: () => gather(from, to, inputEntry), catch: local })
+        )
       )
-      const extra = Stream.fromIterable([...index.entries()].filter(([id]) => !inInput.has(id))).pipe(
-        Stream.mapEffect(([, entry]) => read(entry))
+      const extras = windows(extra.length, (k) => extra[k]![1]).pipe(
+        Stream.mapEffect(([from, to]) =>
+          Effect.try({ try: () => gather(from, to, (k) => extra[k]!), catch: local })
+        )
       )
-      return Stream.concat(inOrder, extra).pipe(
-        Stream.rechunk(256),
-        Stream.mapChunks((c) => Chunk.of(new Uint8Array(Buffer.concat(Chunk.toArray(c)))))
-      )
+      return Stream.concat(inOrder, extras)
     })
   )
 }

@@ -13,7 +13,7 @@ if (only === "--version") {
   const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
     version: string
   }
-  process.stdout.write(`${version}\n\n`)
+  process.stdout.write(`${version}\n`)
 } else if (only === "--help" || only === "-h") {
   process.stdout.write(readFileSync(new URL("./help.txt", import.meta.url)))
 } else {

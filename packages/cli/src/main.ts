@@ -1,11 +1,14 @@
-/** The CLI proper, bundled into dist/cli.mjs; bin.ts loads it for anything but --version and --help. */
+/** The CLI proper, bundled into dist/bundle/main.js; bin.ts loads it for anything but --version and --help. */
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { readFileSync } from "node:fs"
-import { run } from "./Cli.js"
+import { commandPaths, normalizeArgs, run } from "./Cli.js"
 import { exitCodes, report } from "./Exit.js"
+import * as Help from "./Help.js"
 
 // the bundle has the version built in; run from source (pnpm dev), it reads package.json
 declare const BATCHKIT_VERSION: string | undefined
@@ -15,7 +18,8 @@ const version =
     : (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
         .version
 
-const json = process.argv.includes("--json")
+const args = normalizeArgs(process.argv.slice(2))
+const json = args.includes("--json")
 
 // `batchkit … | head` closes stdout early: stop quietly, as other command-line tools do
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -23,20 +27,42 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   throw error
 })
 
-run(process.argv, version).pipe(
-  // @effect/cli has printed its own message for bad usage
-  Effect.catchIf(ValidationError.isValidationError, () =>
-    Effect.sync(() => {
-      process.exitCode = exitCodes.usage
+// Ctrl-C and `kill` interrupt the command (which says what goes on and how to pick it up), then
+// exit 130 / 143 as shells expect, so `batchkit … && next` does not go ahead. The emulator is a
+// service: a signal is its normal stop.
+let signal: NodeJS.Signals | undefined
+for (const name of ["SIGINT", "SIGTERM"] as const) {
+  process.once(name, () => {
+    signal ??= name
+  })
+}
+const service = commandPaths(args)[0] === "emulator"
+
+if (args.includes("--help") || args.includes("-h")) {
+  process.stdout.write(Help.render(args))
+} else {
+  run([...process.argv.slice(0, 2), ...args], version).pipe(
+    // @effect/cli has printed its own message for bad usage
+    Effect.catchIf(ValidationError.isValidationError, () =>
+      Effect.sync(() => {
+        process.exitCode = exitCodes.usage
+      })
+    ),
+    Effect.catchAll((error) =>
+      Effect.sync(() => {
+        const { code, line } = report(error, json)
+        process.stderr.write(`${line}\n`)
+        process.exitCode = code
+      })
+    ),
+    Effect.provide(NodeContext.layer),
+    NodeRuntime.runMain({
+      disableErrorReporting: true,
+      teardown: (exit, onExit) => {
+        if (signal !== undefined && !service) onExit(signal === "SIGINT" ? 130 : 143)
+        else if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) onExit(1)
+        else onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+      }
     })
-  ),
-  Effect.catchAll((error) =>
-    Effect.sync(() => {
-      const { code, line } = report(error, json)
-      process.stderr.write(`${line}\n`)
-      process.exitCode = code
-    })
-  ),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
-)
+  )
+}

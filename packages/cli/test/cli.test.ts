@@ -3,75 +3,14 @@
  * person or a script runs it.
  */
 import { Emulator } from "@batchkit/node"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { apiKey, bin, jsonLines, lines, setup } from "./support/cli.js"
 
-const bin = fileURLToPath(new URL("../dist/bin.js", import.meta.url))
-const apiKey = "sk-cli-SECRET-5555555555"
-type Server = Awaited<ReturnType<typeof Emulator.start>>
-let server: Server
-let dir: string
-
-beforeAll(async () => {
-  // 20× the wall clock: a small batch completes in about a second
-  server = await Emulator.start({ apiKey, speed: 20 })
-  dir = mkdtempSync(join(tmpdir(), "batchkit-cli-"))
-})
-afterAll(() => server.close())
-
-const requestCount = async (s: Server = server) => (await Effect.runPromise(s.simulator.requests)).length
-
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs the built CLI on a clean environment (PATH, the key, the base URL); async, as the server runs in this process. */
-const cli = (args: Array<string>, env: Record<string, string> = {}, s: Server = server) =>
-  new Promise<Run>((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? "", OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: s.url, ...env }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d: Buffer) => (stdout += d))
-    child.stderr.on("data", (d: Buffer) => (stderr += d))
-    child.on("close", (code) => {
-      // the key must never be printed, whatever the command
-      expect(stdout + stderr).not.toContain(apiKey)
-      resolve({ code, stdout, stderr })
-    })
-  })
-
-const lines = (n: number, endpoint = "/v1/chat/completions") =>
-  `${Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `req-${i}`, method: "POST", url: endpoint, body: { model: "gpt-4o-mini", messages: [{ role: "user", content: `q${i}` }] } })).join("\n")}\n`
-
-const write = (name: string, text: string) => {
-  const path = join(dir, name)
-  writeFileSync(path, text)
-  return path
-}
-
-/** Uploads `path` with `files upload` and creates a batch from it with `create`; gives the batch. */
-const submitted = async (path: string): Promise<{ id: string }> => {
-  const file = JSON.parse((await cli(["files", "upload", path, "--json"])).stdout)
-  return JSON.parse(
-    (await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions", "--json"])).stdout
-  )
-}
-
-const jsonLines = (text: string) =>
-  text
-    .trim()
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => JSON.parse(l))
+const { state, requestCount, cli, write, submitted } = setup()
+import { spawn } from "node:child_process"
 
 describe("batchkit against the emulator", { timeout: 60_000 }, () => {
   it("files upload, retrieve, list, content --output and delete, with --json giving the API's objects", async () => {
@@ -90,7 +29,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     expect(jsonLines(listed.stdout).map((f) => f.id)).toContain(file.id)
     const human = await cli(["files", "list"])
     expect(human.stdout.split("\n")[0]).toMatch(/^ID\s+PURPOSE\s+BYTES\s+FILENAME\s+CREATED$/)
-    const target = join(dir, "downloaded.jsonl")
+    const target = join(state.dir, "downloaded.jsonl")
     const content = await cli(["files", "content", file.id, "--output", target])
     expect(content.code).toBe(0)
     expect(content.stdout).toBe("")
@@ -118,7 +57,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     expect(batch).toMatchObject({ object: "batch", status: "validating", metadata: { team: "ml" } })
     for (let i = 0; i < 4; i++)
       await cli(["create", "--input-file-id", file.id, "--endpoint", "/v1/chat/completions"])
-    const expected = (await Effect.runPromise(server.simulator.batches)).map((b) => b.id)
+    const expected = (await Effect.runPromise(state.server.simulator.batches)).map((b) => b.id)
     const all = await cli(["list", "--all", "--limit", "2", "--json"])
     expect(jsonLines(all.stdout).map((b) => b.id)).toEqual(expected)
     const page = await cli(["list", "--limit", "2", "--json"])
@@ -140,7 +79,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
 
   it("submit --wait --output writes every result joined by custom_id, in input order", async () => {
     const path = write("s.jsonl", lines(40))
-    const output = join(dir, "results.jsonl")
+    const output = join(state.dir, "results.jsonl")
     const run = await cli(["submit", path, "--wait", "--output", output, "--interval", "100ms", "--json"])
     expect(run.code).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({ object: "batch", status: "completed" })
@@ -151,7 +90,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
       status_code: 200,
       response: { object: "chat.completion" }
     })
-    expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([])
+    expect(readdirSync(state.dir).filter((f) => f.endsWith(".partial"))).toEqual([])
   })
 
   it("submit --dry-run validates and summarises without a request; bad lines exit 2 with line numbers", async () => {
@@ -182,7 +121,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     await cli(["watch", batch.id, "--interval", "50ms"])
     // the input given to results has two more lines than the batch ran
     const input = write("r-more.jsonl", lines(6))
-    const output = join(dir, "r-out.jsonl")
+    const output = join(state.dir, "r-out.jsonl")
     const run = await cli(["results", batch.id, "--input", input, "--output", output])
     expect(run.code).toBe(0)
     const results = jsonLines(readFileSync(output, "utf8"))
@@ -199,12 +138,12 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
 
   it("submit --wait on a batch that gets cancelled saves the partial results and exits 3", async () => {
     const path = write("cancel.jsonl", lines(400))
-    const output = join(dir, "cancelled.jsonl")
+    const output = join(state.dir, "cancelled.jsonl")
     const running = cli(["submit", path, "--wait", "--output", output, "--interval", "100ms"])
     let id: string | undefined
     for (let i = 0; i < 200 && id === undefined; i++) {
       await new Promise((r) => setTimeout(r, 50))
-      const batches = await Effect.runPromise(server.simulator.batches)
+      const batches = await Effect.runPromise(state.server.simulator.batches)
       const b = batches.find(
         (x) => x.status === "in_progress" && (x.request_counts as { total: number }).total === 400
       )
@@ -237,7 +176,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
       completionWindow: "20 seconds"
     })
     try {
-      const output = join(dir, "expired.jsonl")
+      const output = join(state.dir, "expired.jsonl")
       const run = await cli(
         ["submit", write("exp.jsonl", lines(300)), "--wait", "--output", output, "--interval", "100ms"],
         {},
@@ -272,13 +211,13 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     const batch = await submitted(write("cut.jsonl", lines(50)))
     await cli(["watch", batch.id, "--interval", "50ms"])
     const { Simulator } = await import("@batchkit/core/testing")
-    await Effect.runPromise(server.simulator.inject("files.content", Simulator.truncatedBody, 1))
-    const output = join(dir, "cut-results.jsonl")
+    await Effect.runPromise(state.server.simulator.inject("files.content", Simulator.truncatedBody, 1))
+    const output = join(state.dir, "cut-results.jsonl")
     const run = await cli(["results", batch.id, "--output", output])
     expect(run.code).toBe(1)
     expect(run.stderr).toContain("TransportError")
     expect(existsSync(output)).toBe(false)
-    expect(readdirSync(dir).filter((f) => f.includes("cut-results"))).toEqual([])
+    expect(readdirSync(state.dir).filter((f) => f.includes("cut-results"))).toEqual([])
     // the next try, with the fault spent, writes it whole
     expect((await cli(["results", batch.id, "--output", output])).code).toBe(0)
     expect(jsonLines(readFileSync(output, "utf8")).length).toBe(50)
@@ -315,9 +254,9 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
         "/v1/embeddings",
         ...Array.from({ length: 16 }, (_, i) => ["--metadata", `k${i}=v`]).flat()
       ],
-      ["submit", join(dir, "no-such.jsonl")],
-      ["results", "batch_1", "--output", join(dir, "no-dir", "x.jsonl")],
-      ["files", "content", "file-1", "--output", dir],
+      ["submit", join(state.dir, "no-such.jsonl")],
+      ["results", "batch_1", "--output", join(state.dir, "no-state.dir", "x.jsonl")],
+      ["files", "content", "file-1", "--output", state.dir],
       ["list", "--base-url", "not a url"]
     ]
     for (const args of cases) {

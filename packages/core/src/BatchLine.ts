@@ -185,6 +185,70 @@ export const outcomeName = (
   }
 }
 
+/**
+ * One line of a results file, as `batchkit results` (and a job) writes it: the request's
+ * `custom_id`, its outcome, and what the API gave for it (the response body with its status and
+ * request id, or the error).
+ *
+ * @since 0.2.0
+ * @category outcomes
+ */
+export type ResultRecord =
+  | {
+      readonly custom_id: string
+      readonly outcome: "succeeded"
+      readonly status_code: number
+      readonly request_id: string | null
+      readonly response: unknown
+    }
+  | {
+      readonly custom_id: string
+      readonly outcome: "failed"
+      readonly status_code: number
+      readonly request_id: string | null
+      readonly error: ErrorBody | null
+      readonly response: unknown
+    }
+  | {
+      readonly custom_id: string
+      readonly outcome: "expired" | "cancelled" | "errored"
+      readonly error: OutputLine["error"] | null
+    }
+
+/**
+ * The results-file line of an outcome.
+ *
+ * @since 0.2.0
+ * @category outcomes
+ */
+export const toResultRecord = (o: Outcome): ResultRecord => {
+  switch (o._tag) {
+    case "Succeeded":
+      return {
+        custom_id: o.customId,
+        outcome: "succeeded",
+        status_code: o.statusCode,
+        request_id: o.requestId ?? null,
+        response: o.body
+      }
+    case "Failed":
+      return {
+        custom_id: o.customId,
+        outcome: "failed",
+        status_code: o.statusCode,
+        request_id: o.requestId ?? null,
+        error: o.error ?? null,
+        response: o.body
+      }
+    default:
+      return {
+        custom_id: o.customId,
+        outcome: outcomeName(o) as "expired" | "cancelled" | "errored",
+        error: o.line.error ?? null
+      }
+  }
+}
+
 const decodeErrorBody = Schema.decodeUnknownOption(Schema.Struct({ error: ErrorBody }))
 
 /**
@@ -371,6 +435,22 @@ export interface ValidateOptions {
 
 const decodeInputLine = Schema.decodeUnknownEither(InputLine)
 
+/** The shape {@link InputLine} accepts, checked without ParseResult; anything else gets the schema's message. */
+const inputLineOk = (u: unknown): u is InputLine => {
+  if (typeof u !== "object" || u === null) return false
+  const line = u as Record<string, unknown>
+  const body = line.body
+  return (
+    typeof line.custom_id === "string" &&
+    line.custom_id !== "" &&
+    line.method === "POST" &&
+    typeof line.url === "string" &&
+    typeof body === "object" &&
+    body !== null &&
+    !Array.isArray(body)
+  )
+}
+
 const BOM = "\uFEFF"
 
 /** `/chat/completions` → `/v1/chat/completions`, when that is an endpoint. */
@@ -454,18 +534,22 @@ export const validateInput = <E, R>(
         report({ line, code: "invalid_json_line", message: `not valid JSON: ${(e as Error).message}` })
         return
       }
-      const decoded = decodeInputLine(json)
-      if (Either.isLeft(decoded)) {
-        const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-        const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""
-        report({
-          line,
-          code: "invalid_line",
-          message: `${where}${issue?.message ?? "not a batch request line"}`
-        })
-        return
+      let request: InputLine
+      if (inputLineOk(json)) request = json
+      else {
+        const decoded = decodeInputLine(json)
+        if (Either.isLeft(decoded)) {
+          const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+          const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""
+          report({
+            line,
+            code: "invalid_line",
+            message: `${where}${issue?.message ?? "not a batch request line"}`
+          })
+          return
+        }
+        request = decoded.right
       }
-      const request = decoded.right
       const first = ids.get(request.custom_id)
       if (first !== undefined) {
         report({

@@ -82,6 +82,26 @@ export interface WatchOptions {
    * second, backing off to once a minute while nothing changes.
    */
   readonly schedule?: Schedule.Schedule<unknown, Batch> | undefined
+  /**
+   * Told each time a poll failed in a way that is retried (after the request's own retries): the
+   * error, which retry comes next and of how many, and how long until it. For telling a person
+   * that the server is not answering, instead of going quiet until the watch gives up.
+   */
+  readonly onRetry?: ((retry: PollRetry) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * A poll of `watch` that failed and will be tried again.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PollRetry {
+  readonly error: RequestError
+  /** 1 for the first retry. */
+  readonly attempt: number
+  readonly of: number
+  readonly delay: Duration.Duration
 }
 
 /**
@@ -94,6 +114,15 @@ export interface Service {
     params: CreateBatchInput,
     options?: CreateOptions
   ) => Effect.Effect<Batch, InvalidRequest | RequestError>
+  /**
+   * Every check `create` makes before it sends anything (the parameters, and the metadata pair
+   * idempotent create keeps for itself), without sending: for a dry run, or to refuse a batch
+   * before uploading its input file.
+   */
+  readonly validateCreate: (
+    params: CreateBatchInput,
+    options?: CreateOptions
+  ) => Effect.Effect<CreateBatchParams, InvalidRequest>
   /** `GET /batches/{batch_id}`. */
   readonly retrieve: (batchId: string) => Effect.Effect<Batch, InvalidRequest | RequestError>
   /** `GET /batches`: one page. */
@@ -161,13 +190,70 @@ export const adaptivePolling = (options?: {
   })
 }
 
-/** How a single poll of `watch` outlives a run of transient failures: up to 8 more tries, capped at 30 s apart. */
-const pollRetry = Schedule.exponential("1 second").pipe(
-  Schedule.union(Schedule.spaced("30 seconds")),
-  Schedule.intersect(Schedule.recurs(8))
-)
+const pollRetries = 8
+
+/**
+ * How a single poll of `watch` outlives a run of transient failures: up to 8 more tries, 1 s
+ * doubling to 30 s apart, each told to `onRetry`.
+ */
+const pollRetry = (onRetry: WatchOptions["onRetry"]) =>
+  Schedule.exponential("1 second").pipe(
+    Schedule.union(Schedule.spaced("30 seconds")),
+    Schedule.delays,
+    Schedule.intersect(Schedule.recurs(pollRetries)),
+    Schedule.intersect(Schedule.identity<RequestError>()),
+    Schedule.tapOutput(([[delay, n], error]) =>
+      // the schedule is stepped before the retry's own `while` is asked: tell only real retries
+      onRetry !== undefined && n < pollRetries && isRetryable(error)
+        ? onRetry({ error, attempt: n + 1, of: pollRetries, delay })
+        : Effect.void
+    )
+  )
 
 const checkBatchId = checkIdWith(ResourceId, "batch_id")
+
+const decodeCreate = decodeParams(CreateBatchParams)
+
+/**
+ * Every check `create` makes before it sends anything, as a function of its options alone (no
+ * service needed): the parameters, and, when `idempotent` (the default), the metadata pair
+ * idempotent create keeps for itself. A dry run uses it to refuse what `create` would.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const checkCreate = (
+  input: CreateBatchInput,
+  options?: CreateOptions
+): Effect.Effect<CreateBatchParams, InvalidRequest> =>
+  Effect.gen(function* () {
+    const params = yield* decodeCreate(input)
+    if (options?.idempotent === false) return params
+    const metadata = params.metadata ?? {}
+    if (idempotencyMetadataKey in metadata) {
+      return yield* Effect.fail(
+        invalid(
+          "metadata",
+          `the key ${idempotencyMetadataKey} is reserved for idempotent create; pass it as idempotencyKey`
+        )
+      )
+    }
+    if (Object.keys(metadata).length >= metadataLimits.pairs) {
+      return yield* Effect.fail(
+        invalid(
+          "metadata",
+          `at most ${metadataLimits.pairs - 1} pairs are allowed (got ${Object.keys(metadata).length}): idempotent create keeps one for ${idempotencyMetadataKey}; turn it off with idempotent: false`
+        )
+      )
+    }
+    const key = options?.idempotencyKey
+    if (key !== undefined && (key === "" || key.length > metadataLimits.valueLength)) {
+      return yield* Effect.fail(
+        invalid("idempotencyKey", `must be 1 to ${metadataLimits.valueLength} characters`)
+      )
+    }
+    return params
+  })
 
 /**
  * Builds the service from a `BatchConfig` and any `HttpClient`.
@@ -178,7 +264,6 @@ const checkBatchId = checkIdWith(ResourceId, "batch_id")
 export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(
   function* () {
     const api = yield* Api.make
-    const decodeCreate = decodeParams(CreateBatchParams)
     const decodeList = decodeParams(ListBatchesParams)
     const encodeCreate = (params: CreateBatchParams) => {
       const body: Record<string, unknown> = {
@@ -279,39 +364,20 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
       )
     }
 
+    const validateCreate = (input: CreateBatchInput, options?: CreateOptions) =>
+      checkCreate(input, { ...options, idempotent: options?.idempotent ?? api.config.idempotentCreate })
+
     const create = (input: CreateBatchInput, options?: CreateOptions) =>
       Effect.gen(function* () {
-        const params = yield* decodeCreate(input)
-        const idempotent = options?.idempotent ?? api.config.idempotentCreate
-        if (!idempotent) {
+        const params = yield* validateCreate(input, options)
+        if (!(options?.idempotent ?? api.config.idempotentCreate)) {
           return yield* api.json(
             HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), encodeCreate(params)),
             Fast.batch
           )
         }
         const metadata = params.metadata ?? {}
-        if (idempotencyMetadataKey in metadata) {
-          return yield* Effect.fail(
-            invalid(
-              "metadata",
-              `the key ${idempotencyMetadataKey} is reserved for idempotent create; pass it as idempotencyKey`
-            )
-          )
-        }
-        if (Object.keys(metadata).length >= metadataLimits.pairs) {
-          return yield* Effect.fail(
-            invalid(
-              "metadata",
-              `at most ${metadataLimits.pairs - 1} pairs are allowed (got ${Object.keys(metadata).length}): idempotent create keeps one for ${idempotencyMetadataKey}; turn it off with idempotent: false`
-            )
-          )
-        }
         const key = options?.idempotencyKey ?? globalThis.crypto.randomUUID()
-        if (key === "" || key.length > metadataLimits.valueLength) {
-          return yield* Effect.fail(
-            invalid("idempotencyKey", `must be 1 to ${metadataLimits.valueLength} characters`)
-          )
-        }
         const body = encodeCreate(params)
         body.metadata = { ...metadata, [idempotencyMetadataKey]: key }
         const request = HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), body)
@@ -353,7 +419,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           Effect.map((id) => {
             const poll = api
               .json(api.request("GET", `/batches/${id}`), Fast.batch)
-              .pipe(Effect.retry({ schedule: pollRetry, while: isRetryable }))
+              .pipe(Effect.retry({ schedule: pollRetry(options?.onRetry), while: isRetryable }))
             return Stream.repeatEffectWithSchedule(poll, options?.schedule ?? adaptivePolling()).pipe(
               Stream.changesWith((a, b) => snapshotKey(a) === snapshotKey(b)),
               Stream.takeUntil((batch) => batch.isTerminal)
@@ -365,7 +431,16 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
     const awaitBatch = (batchId: string, options?: WatchOptions) =>
       watch(batchId, options).pipe(Stream.runLast, Effect.map(Option.getOrThrow))
 
-    return { create, retrieve, list, cancel, stream, watch, await: awaitBatch } satisfies Service
+    return {
+      create,
+      validateCreate,
+      retrieve,
+      list,
+      cancel,
+      stream,
+      watch,
+      await: awaitBatch
+    } satisfies Service
   }
 )
 

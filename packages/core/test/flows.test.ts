@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
 import { BatchService, FileService } from "../src/index.js"
 import {
   batchJson,
@@ -213,7 +213,7 @@ describe("watch", () => {
     let n = 0
     return (() => {
       const step = steps[Math.min(n++, steps.length - 1)]!
-      return "status" in step && typeof step.status === "number"
+      return "reset" in step || ("status" in step && typeof step.status === "number")
         ? (step as Reply)
         : { status: 200, json: batchJson("batch_1", step) }
     }) as Handler
@@ -303,6 +303,24 @@ describe("watch", () => {
       yield* TestClock.adjust("1 hour")
       const { result } = yield* Fiber.join(fiber)
       expect(result.status).toBe("completed")
+    })
+  )
+
+  it.effect("tells onRetry of each retried poll: the error, which retry of how many, and when", () =>
+    Effect.gen(function* () {
+      // a server down for three polls (each with the request's own two retries)
+      const failures: Array<Reply> = Array.from({ length: 3 * 3 }, () => ({ status: 503, text: "" }))
+      const told: Array<string> = []
+      const fiber = yield* withServices(lifecycle([running(1), ...failures, done]), ({ batches }) =>
+        batches.await("batch_1", {
+          onRetry: (r) =>
+            Effect.sync(() => told.push(`${r.error._tag} ${r.attempt}/${r.of} ${Duration.toMillis(r.delay)}`))
+        })
+      ).pipe(Effect.fork)
+      yield* TestClock.adjust("1 hour")
+      const { result } = yield* Fiber.join(fiber)
+      expect(result.status).toBe("completed")
+      expect(told).toEqual(["ServerError 1/8 1000", "ServerError 2/8 2000", "ServerError 3/8 4000"])
     })
   )
 

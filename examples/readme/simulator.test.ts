@@ -1,15 +1,15 @@
-// The README's simulator example, as written there (plus the input it assumes).
+import { BatchService, FileService } from "@batchkit/core"
+import { Responder, Simulator } from "@batchkit/core/testing"
 import { expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
-import { BatchService, FileService } from "../src/index.js"
-import { Responder, Simulator } from "../src/testing/index.js"
 
+// 100 chat requests, one JSON object per line
 const jsonl = Array.from({ length: 100 }, (_, i) =>
   JSON.stringify({
     custom_id: `request-${i}`,
     method: "POST",
     url: "/v1/chat/completions",
-    body: { model: "gpt-4o-mini", messages: [] }
+    body: { model: "gpt-4o-mini", messages: [{ role: "user", content: `question ${i}` }] }
   })
 ).join("\n")
 
@@ -18,7 +18,7 @@ it.effect("every request comes back, once", () =>
     const files = yield* FileService.FileService
     const batches = yield* BatchService.BatchService
     const sim = yield* Simulator.Simulator
-    const file = yield* files.upload(FileService.fromBytes("in.jsonl", jsonl)) // 100 requests
+    const file = yield* files.upload(FileService.fromBytes("in.jsonl", jsonl))
     yield* sim.inject("batches.create", Simulator.resetAfter) // the server acts, the answer is lost
     const creating = yield* Effect.fork(
       batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions" })

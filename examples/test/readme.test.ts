@@ -1,0 +1,43 @@
+/**
+ * The README's programs are these files, word for word (checked here), compiled by this
+ * package's typecheck and run: the testing example by vitest (readme/simulator.test.ts), the
+ * quick-start against the emulator as a user would run it, with OPENAI_BASE_URL.
+ */
+import { Emulator } from "@batchkit/node"
+import { describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+const readme = readFileSync(here("../../README.md"), "utf8")
+const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
+
+describe("the README's programs", () => {
+  for (const name of readdirSync(here("../readme"))) {
+    it(`${name} is a block of the README, as written`, () => {
+      expect(blocks).toContain(readFileSync(here(`../readme/${name}`), "utf8"))
+    })
+  }
+
+  it("the quick-start runs against the emulator with OPENAI_BASE_URL", { timeout: 60_000 }, async () => {
+    const server = await Emulator.start({ speed: 2000 })
+    try {
+      const cwd = mkdtempSync(join(tmpdir(), "batchkit-quick-start-"))
+      copyFileSync(here("../requests.jsonl"), join(cwd, "requests.jsonl"))
+      const tsx = here("../../node_modules/.bin/tsx")
+      const { stdout, stderr } = await promisify(execFile)(
+        tsx,
+        ["--conditions=@batchkit/source", here("../readme/quick-start.ts")],
+        { cwd, env: { ...process.env, OPENAI_API_KEY: "sk-readme", OPENAI_BASE_URL: server.url } }
+      )
+      const logged = `${stdout}${stderr}`
+      expect(logged.match(/Succeeded/g)?.length).toBe(300)
+    } finally {
+      await server.close()
+    }
+  })
+})
