@@ -48,6 +48,7 @@ import {
 import * as Api from "./internal/api.js"
 import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
+import * as WatchMany from "./internal/watchMany.js"
 import { checkId as checkIdWith, decodeParams } from "./internal/schema.js"
 
 /**
@@ -89,6 +90,49 @@ export interface WatchOptions {
    */
   readonly onRetry?: ((retry: PollRetry) => Effect.Effect<void>) | undefined
 }
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface SnapshotsOptions {
+  /** List pages to read at most before retrieving the rest. Default ⌈n/100⌉. */
+  readonly maxPages?: number | undefined
+  /** The `created_at` of the oldest of the batches, when known: pages past it are not read. */
+  readonly oldest?: number | undefined
+  /** Retrieves in flight at once. Default 8. */
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type Snapshots = WatchMany.Snapshots
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface WatchManyOptions {
+  /**
+   * When to look again, given the batches that changed in the last cycle. Default
+   * {@link adaptiveCycles}: about every second while anything changes, backing off to once a
+   * minute while nothing does.
+   */
+  readonly schedule?: Schedule.Schedule<unknown, ReadonlyArray<Batch>> | undefined
+  /** Told of each retried cycle, as `watch`'s `onRetry`. */
+  readonly onRetry?: ((retry: PollRetry) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * The cadence of `watchMany`: `initial` after a cycle in which any batch changed, growing by
+ * `factor` up to `max` while none does.
+ *
+ * @since 0.2.0
+ * @category watch
+ */
+export const adaptiveCycles = WatchMany.adaptiveCycles
 
 /**
  * A poll of `watch` that failed and will be tried again.
@@ -142,6 +186,24 @@ export interface Service {
     batchId: string,
     options?: WatchOptions
   ) => Stream.Stream<Batch, InvalidRequest | RequestError>
+  /**
+   * One look at many batches through list pages: `GET /batches?limit=100` pages from the newest
+   * (⌈n/100⌉ of them at most), then a retrieve for each batch they did not reach. Gives the
+   * batches in the order of `ids`, with how many requests of each kind it took.
+   */
+  readonly snapshots: (
+    ids: Iterable<string>,
+    options?: SnapshotsOptions
+  ) => Effect.Effect<Snapshots, InvalidRequest | RequestError>
+  /**
+   * Snapshots of many batches (or, given `"unfinished"`, of every batch not yet ended), from list
+   * pages: the first of each at once, then one whenever a batch's status or counts change, on
+   * `watch`'s adaptive cadence for the whole set; ends when all have ended.
+   */
+  readonly watchMany: (
+    ids: Iterable<string> | "unfinished",
+    options?: WatchManyOptions
+  ) => Stream.Stream<Batch, InvalidRequest | RequestError>
   /** The batch once it has ended (`completed`, `failed`, `expired` or `cancelled`). */
   readonly await: (
     batchId: string,
@@ -155,10 +217,7 @@ export interface Service {
  */
 export class BatchService extends Context.Tag("@batchkit/core/BatchService")<BatchService, Service>() {}
 
-const snapshotKey = (batch: Batch): string => {
-  const counts = batch.request_counts
-  return `${batch.status}|${counts?.total ?? ""}|${counts?.completed ?? ""}|${counts?.failed ?? ""}`
-}
+const snapshotKey = WatchMany.snapshotKey
 
 /**
  * A watch cadence: poll after `initial`, then, while the snapshot stays the same, multiply the
@@ -201,11 +260,12 @@ const pollRetry = (onRetry: WatchOptions["onRetry"]) =>
     Schedule.union(Schedule.spaced("30 seconds")),
     Schedule.delays,
     Schedule.intersect(Schedule.recurs(pollRetries)),
-    Schedule.intersect(Schedule.identity<RequestError>()),
+    Schedule.intersect(Schedule.identity<BatchError>()),
     Schedule.tapOutput(([[delay, n], error]) =>
       // the schedule is stepped before the retry's own `while` is asked: tell only real retries
       onRetry !== undefined && n < pollRetries && isRetryable(error)
-        ? onRetry({ error, attempt: n + 1, of: pollRetries, delay })
+        ? // a retryable error is never an InvalidRequest
+          onRetry({ error: error as RequestError, attempt: n + 1, of: pollRetries, delay })
         : Effect.void
     )
   )
@@ -428,6 +488,37 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         )
       )
 
+    const source = { list, retrieve }
+
+    const snapshots = (ids: Iterable<string>, options?: SnapshotsOptions) =>
+      Effect.forEach(ids, checkBatchId).pipe(
+        Effect.flatMap((checked) => WatchMany.snapshots(source, checked, options))
+      )
+
+    const watchMany = (ids: Iterable<string> | "unfinished", options?: WatchManyOptions) =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const set =
+            ids === "unfinished"
+              ? Chunk.toArray(
+                  yield* stream({ limit: 100 }).pipe(
+                    Stream.filter((b) => !b.isTerminal),
+                    Stream.map((b) => b.id),
+                    Stream.runCollect
+                  )
+                )
+              : yield* Effect.forEach(ids, checkBatchId)
+          // the pages that covered the whole set at first still cover what is left of it, however
+          // it is spread; `oldest` stops them early once past the oldest batch still running
+          const maxPages = Math.ceil(set.length / 100)
+          const poll = (pending: ReadonlyArray<string>, oldest: number | undefined) =>
+            WatchMany.snapshots(source, pending, { oldest, maxPages }).pipe(
+              Effect.retry({ schedule: pollRetry(options?.onRetry), while: isRetryable })
+            )
+          return WatchMany.watchMany(set, poll, options?.schedule ?? WatchMany.adaptiveCycles())
+        })
+      )
+
     const awaitBatch = (batchId: string, options?: WatchOptions) =>
       watch(batchId, options).pipe(Stream.runLast, Effect.map(Option.getOrThrow))
 
@@ -439,6 +530,8 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
       cancel,
       stream,
       watch,
+      snapshots,
+      watchMany,
       await: awaitBatch
     } satisfies Service
   }

@@ -326,3 +326,47 @@ describe("Simulator, driven by TestClock", () => {
     })
   )
 })
+
+describe("watchMany over the simulator", () => {
+  it.effect(
+    "follows a set from list pages, retrieves the ones pages do not reach, and ends when all have ended",
+    () =>
+      Effect.gen(function* () {
+        const { batches, sim } = yield* services
+        const old = yield* submit(jsonl(3))
+        yield* TestClock.adjust("1 second")
+        // 110 newer batches push `old` past the first page: it is retrieved, the rest are listed
+        const newer: Array<string> = []
+        for (let i = 0; i < 110; i++) newer.push((yield* submit(jsonl(1 + (i % 4)))).id)
+        const watched = [old.id, ...newer.slice(-30)]
+        const before = (yield* sim.requests).length
+        const fiber = yield* Effect.fork(Stream.runCollect(batches.watchMany(watched)))
+        yield* TestClock.adjust("1 hour")
+        const snapshots = Chunk.toArray(yield* Fiber.join(fiber))
+        const final = new Map(snapshots.map((b) => [b.id, b.status]))
+        expect([...final.keys()].sort()).toEqual([...watched].sort())
+        expect(new Set(final.values())).toEqual(new Set(["completed"]))
+        const traffic = (yield* sim.requests).slice(before)
+        const retrieves = traffic.filter((r) => r.path.startsWith("/v1/batches/")).map((r) => r.path)
+        // ⌈31/100⌉ = 1 list page a cycle covers the 30 newest; `old`, 111th newest, is retrieved
+        expect(new Set(retrieves)).toEqual(new Set([`/v1/batches/${old.id}`]))
+        const one = yield* batches.snapshots([newer.at(-1)!, old.id])
+        expect(one.batches.map((b) => b.id)).toEqual([newer.at(-1), old.id])
+        expect([one.listRequests, one.retrieveRequests]).toEqual([1, 1])
+      }).pipe(Effect.provide(Simulator.layer()))
+  )
+
+  it.effect("'unfinished' watches every batch not yet ended", () =>
+    Effect.gen(function* () {
+      const { batches } = yield* services
+      const done = yield* submit(jsonl(1))
+      yield* TestClock.adjust("1 hour")
+      const running = [yield* submit(jsonl(2)), yield* submit(jsonl(3))]
+      const fiber = yield* Effect.fork(Stream.runCollect(batches.watchMany("unfinished")))
+      yield* TestClock.adjust("1 hour")
+      const ids = new Set(Chunk.toArray(yield* Fiber.join(fiber)).map((b) => b.id))
+      expect(ids).toEqual(new Set(running.map((b) => b.id)))
+      expect(ids.has(done.id)).toBe(false)
+    }).pipe(Effect.provide(Simulator.layer()))
+  )
+})
