@@ -24,7 +24,9 @@ import {
   expiryOption,
   metadataOption,
   node,
-  withServices
+  webhookOptions,
+  withServices,
+  withWebhooks
 } from "./Common.js"
 import { describeError, exitCodes, UsageError } from "./Exit.js"
 import {
@@ -210,16 +212,19 @@ const watch = Command.make(
   {
     ...common,
     batchId,
-    interval: durationOption("interval", "poll this often (default: adaptive, 1s to 1m)")
+    interval: durationOption("interval", "poll this often (default: adaptive, 1s to 1m)"),
+    ...webhookOptions
   },
   (o) =>
     Effect.gen(function* () {
-      const ended = yield* follow(
-        o,
-        o.batchId,
-        o.interval,
-        true,
-        resumeHint(o.batchId, `batchkit results ${o.batchId} --output FILE`)
+      const ended = yield* withWebhooks(o)(
+        follow(
+          o,
+          o.batchId,
+          o.interval,
+          true,
+          resumeHint(o.batchId, `batchkit results ${o.batchId} --output FILE`)
+        )
       )
       if (!o.json) yield* printLine(describeBatch(ended))
       if (endedBadly(ended)) yield* setExit(exitCodes.batchEndedBadly)
@@ -363,7 +368,8 @@ const submit = Command.make(
     ),
     wait: Options.boolean("wait").pipe(Options.withDescription("watch to the end and write the results")),
     output: outputOption,
-    interval: durationOption("interval", "with --wait: poll this often (default: adaptive)")
+    interval: durationOption("interval", "with --wait: poll this often (default: adaptive)"),
+    ...webhookOptions
   },
   (o) =>
     Effect.gen(function* () {
@@ -432,7 +438,9 @@ const submit = Command.make(
         if (!o.wait) return yield* printBatch(o, batch)
         yield* Console.error(`created ${batch.id}; watching it (Ctrl-C stops watching, not the batch)`)
         const results = `batchkit results ${batch.id} --input ${path} --output ${Option.getOrElse(output, () => "FILE")}`
-        const ended = yield* follow(o, batch.id, o.interval, false, resumeHint(batch.id, results))
+        const ended = yield* withWebhooks(o)(
+          follow(o, batch.id, o.interval, false, resumeHint(batch.id, results))
+        )
         if (ended.status === "failed") {
           for (const e of ended.errors?.data ?? []) {
             yield* Console.error(
@@ -557,15 +565,27 @@ const files = Command.make("files").pipe(
 const emulator = Command.make(
   "emulator",
   {
-    port: Options.integer("port").pipe(Options.optional, Options.withDescription("default: a free port")),
+    port: Options.integer("port").pipe(
+      Options.withPseudoName("N"),
+      Options.optional,
+      Options.withDescription("default: a free port")
+    ),
     speed: Options.float("speed").pipe(
+      Options.withPseudoName("FACTOR"),
       Options.withDefault(60),
       Options.withDescription("how many times faster than the wall clock batches move (default 60)")
     ),
     apiKey: Options.text("api-key").pipe(
+      Options.withPseudoName("KEY"),
       Options.optional,
       Options.withDescription("the only key accepted (default: any non-empty key)")
-    )
+    ),
+    webhookUrl: Options.text("webhook-url").pipe(
+      Options.withPseudoName("URL"),
+      Options.optional,
+      Options.withDescription("POST a signed event here when a batch ends, as OpenAI's webhooks do")
+    ),
+    webhookSecret: webhookOptions.webhookSecret
   },
   (o) =>
     Effect.gen(function* () {
@@ -573,11 +593,22 @@ const emulator = Command.make(
       if (Option.isSome(o.port) && (o.port.value < 0 || o.port.value > 65535)) {
         return yield* Effect.fail(new UsageError({ message: "--port must be from 0 to 65535" }))
       }
+      if (Option.isSome(o.webhookUrl) && Option.isNone(o.webhookSecret)) {
+        return yield* Effect.fail(
+          new UsageError({
+            message: "--webhook-url needs --webhook-secret (or OPENAI_WEBHOOK_SECRET) to sign events"
+          })
+        )
+      }
       const { Emulator } = yield* node
       const server = yield* Emulator.serve({
         speed: o.speed,
         port: Option.getOrUndefined(o.port),
-        apiKey: Option.getOrUndefined(o.apiKey)
+        apiKey: Option.getOrUndefined(o.apiKey),
+        webhooks:
+          Option.isSome(o.webhookUrl) && Option.isSome(o.webhookSecret)
+            ? [{ url: o.webhookUrl.value, secret: o.webhookSecret.value }]
+            : []
       })
       yield* printLine(server.url)
       yield* Console.error(`emulator listening on ${server.url} (speed ${o.speed}×); Ctrl-C stops it`)

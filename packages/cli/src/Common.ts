@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import type { Emulator } from "@batchkit/node"
 import { UsageError } from "./Exit.js"
 
 const units = { ms: "millis", s: "seconds", m: "minutes", h: "hours", d: "days" } as const
@@ -115,6 +116,64 @@ export const common = {
     Options.withDescription("print the API's JSON on stdout (one object per line for lists and streams)")
   )
 }
+
+/** `--webhook-listen HOST:PORT` and `--webhook-secret`: receive batch events instead of only polling. */
+export const webhookOptions = {
+  webhookListen: Options.text("webhook-listen").pipe(
+    Options.withPseudoName("HOST:PORT"),
+    Options.optional,
+    Options.withDescription(
+      "receive signed batch webhooks on http://HOST:PORT/webhooks and poll only as a fallback (needs --webhook-secret)"
+    )
+  ),
+  webhookSecret: Options.redacted("webhook-secret").pipe(
+    Options.withPseudoName("SECRET"),
+    Options.withFallbackConfig(Config.redacted("OPENAI_WEBHOOK_SECRET")),
+    Options.optional,
+    Options.withDescription(
+      "the webhook endpoint's signing secret, whsec_… (default: $OPENAI_WEBHOOK_SECRET)"
+    )
+  )
+}
+
+export interface WebhookOptions {
+  readonly webhookListen: Option.Option<string>
+  readonly webhookSecret: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
+ * With `--webhook-listen`, runs `effect` with a webhook receiver in its context: watchers wake on
+ * events. Without it, runs it as it is.
+ */
+export const withWebhooks =
+  (options: WebhookOptions) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.suspend((): Effect.Effect<A, E | UsageError | Emulator.ListenError, R> => {
+      if (Option.isNone(options.webhookListen)) return effect
+      const m = /^(?:(.*):)?(\d+)$/.exec(options.webhookListen.value.trim())
+      const port = m === null ? Number.NaN : Number(m[2])
+      if (!(port >= 0 && port <= 65535))
+        return Effect.fail(
+          new UsageError({ message: `--webhook-listen: '${options.webhookListen.value}' is not HOST:PORT` })
+        )
+      if (Option.isNone(options.webhookSecret))
+        return Effect.fail(
+          new UsageError({
+            message:
+              "--webhook-listen needs --webhook-secret (or OPENAI_WEBHOOK_SECRET): events are verified with it"
+          })
+        )
+      const host = m?.[1] || "127.0.0.1"
+      const secret = options.webhookSecret.value
+      return Effect.flatMap(node, ({ NodeWebhooks }) =>
+        Effect.gen(function* () {
+          const receiver = yield* NodeWebhooks.NodeWebhookReceiver
+          yield* Effect.logDebug(`receiving webhooks on ${receiver.url}`)
+          process.stderr.write(`receiving batch webhooks on ${receiver.url}\n`)
+          return yield* effect
+        }).pipe(Effect.provide(NodeWebhooks.layer({ secret, host, port })))
+      )
+    })
 
 export interface Common {
   readonly apiKey: Option.Option<Redacted.Redacted<string>>

@@ -49,6 +49,7 @@ import * as Api from "./internal/api.js"
 import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
 import * as WatchMany from "./internal/watchMany.js"
+import * as Webhooks from "./Webhooks.js"
 import { checkId as checkIdWith, decodeParams } from "./internal/schema.js"
 
 /**
@@ -80,7 +81,9 @@ export interface CreateOptions {
 export interface WatchOptions {
   /**
    * When to poll again, given the last snapshot. Default {@link adaptivePolling}: about every
-   * second, backing off to once a minute while nothing changes.
+   * second, backing off to once a minute while nothing changes. With `Webhooks.Events` in the
+   * context, an event about the batch wakes the watch at once, and polling is the fallback:
+   * every 30 s, backing off to 5 minutes.
    */
   readonly schedule?: Schedule.Schedule<unknown, Batch> | undefined
   /**
@@ -473,10 +476,39 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         )
       })
 
+    /** Webhook events in the context wake watchers; polling is then the slower fallback. */
+    const wake = Effect.map(
+      Effect.serviceOption(Webhooks.Events),
+      Option.map(
+        (events): WatchMany.Wake<InvalidRequest | RequestError> => ({ subscribe: events.subscribe, retrieve })
+      )
+    )
+    const fallbackCycles = () => WatchMany.adaptiveCycles({ initial: "30 seconds", max: "5 minutes" })
+
     const watch = (batchId: string, options?: WatchOptions) =>
       Stream.unwrap(
-        checkBatchId(batchId).pipe(
-          Effect.map((id) => {
+        Effect.all([checkBatchId(batchId), wake]).pipe(
+          Effect.map(([id, woken]) => {
+            if (Option.isSome(woken)) {
+              // as watchMany of one, with a retrieve a cycle; the caller's schedule sees the batch
+              let seen: Batch | undefined
+              const schedule =
+                options?.schedule === undefined
+                  ? fallbackCycles()
+                  : Schedule.mapInput(
+                      options.schedule,
+                      (changed: ReadonlyArray<Batch>) => changed[0] ?? seen!
+                    )
+              const poll = () =>
+                retrieve(id).pipe(
+                  Effect.retry({ schedule: pollRetry(options?.onRetry), while: isRetryable }),
+                  Effect.map((b) => {
+                    seen = b
+                    return { batches: [b], listRequests: 0, retrieveRequests: 1 }
+                  })
+                )
+              return WatchMany.watchMany([id], poll, schedule, woken.value)
+            }
             const poll = api
               .json(api.request("GET", `/batches/${id}`), Fast.batch)
               .pipe(Effect.retry({ schedule: pollRetry(options?.onRetry), while: isRetryable }))
@@ -515,7 +547,10 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
             WatchMany.snapshots(source, pending, { oldest, maxPages }).pipe(
               Effect.retry({ schedule: pollRetry(options?.onRetry), while: isRetryable })
             )
-          return WatchMany.watchMany(set, poll, options?.schedule ?? WatchMany.adaptiveCycles())
+          const woken = yield* wake
+          const schedule =
+            options?.schedule ?? (Option.isSome(woken) ? fallbackCycles() : WatchMany.adaptiveCycles())
+          return WatchMany.watchMany(set, poll, schedule, Option.getOrUndefined(woken))
         })
       )
 

@@ -27,3 +27,6 @@ export * as FileService from "./FileService.js"
 
 /** @since 0.1.0 */
 export * as RetryPolicy from "./RetryPolicy.js"
+
+/** @since 0.2.0 */
+export * as Webhooks from "./Webhooks.js"

@@ -14,12 +14,15 @@
  *
  * @since 0.1.0
  */
+import { Webhooks } from "@batchkit/core"
 import { Simulator } from "@batchkit/core/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Data from "effect/Data"
 import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
@@ -29,7 +32,20 @@ import type { AddressInfo } from "node:net"
  * @since 0.1.0
  * @category models
  */
-export interface Options extends Omit<Simulator.Options, "now"> {
+export interface WebhookTarget {
+  /** Where events are POSTed. */
+  readonly url: string
+  /** The endpoint's signing secret (`whsec_…`). */
+  readonly secret: Redacted.Redacted<string> | string
+}
+
+export interface Options extends Omit<Simulator.Options, "now" | "stamp"> {
+  /**
+   * Endpoints that get a signed `batch.completed` / `failed` / `expired` / `cancelled` event when
+   * a batch ends, the way OpenAI's webhooks deliver them (Standard Webhooks signing). Faults aimed
+   * at `webhooks.deliver` sign one with the wrong secret (`BadSignature`) or drop it (`Lost`).
+   */
+  readonly webhooks?: ReadonlyArray<WebhookTarget> | undefined
   /** Default 0: a free port. */
   readonly port?: number | undefined
   /**
@@ -138,6 +154,60 @@ const admin = async (
   })
 }
 
+const wrongSecret = Redacted.make(`whsec_${Buffer.from("not the endpoint's secret").toString("base64")}`)
+
+/** One event to one endpoint: three tries, a second apart, as a sender that gives up would. */
+const deliver = (target: WebhookTarget, body: string, fault: Simulator.Fault | undefined) =>
+  Effect.gen(function* () {
+    if (fault?._tag === "Lost") return
+    const secret = typeof target.secret === "string" ? Redacted.make(target.secret) : target.secret
+    const id = `msg_${randomUUID().replaceAll("-", "")}`
+    const attempt = Effect.gen(function* () {
+      const timestamp = Math.floor(Date.now() / 1000)
+      const signature = yield* Webhooks.sign(
+        fault?._tag === "BadSignature" ? wrongSecret : secret,
+        id,
+        timestamp,
+        body
+      )
+      const response = yield* Effect.tryPromise(() =>
+        fetch(target.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "webhook-id": id,
+            "webhook-timestamp": String(timestamp),
+            "webhook-signature": signature
+          },
+          body,
+          signal: AbortSignal.timeout(10_000)
+        })
+      )
+      yield* Effect.promise(() => response.arrayBuffer())
+      if (!response.ok && fault?._tag !== "BadSignature") return yield* Effect.fail(response.status)
+    })
+    yield* attempt.pipe(
+      Effect.retry(Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(2)))),
+      Effect.ignore
+    )
+  })
+
+/** Sends the events of batches that have ended, as they end. */
+const deliverWebhooks = (simulator: Simulator.Service, targets: ReadonlyArray<WebhookTarget>) =>
+  Effect.gen(function* () {
+    for (const ended of yield* simulator.takeEnded) {
+      const body = JSON.stringify({
+        id: `evt_${randomUUID().replaceAll("-", "")}`,
+        object: "event",
+        type: `batch.${ended.status}`,
+        created_at: ended.endedAt,
+        data: { id: ended.id }
+      })
+      for (const target of targets)
+        yield* Effect.forkDaemon(Effect.flatMap(simulator.deliveryFault, (f) => deliver(target, body, f)))
+    }
+  }).pipe(Effect.repeat(Schedule.spaced("100 millis")))
+
 /**
  * Starts the emulator for the life of the scope.
  *
@@ -212,6 +282,8 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
         server.close(() => resume(Effect.void))
       })
     )
+    if ((options.webhooks ?? []).length > 0)
+      yield* Effect.forkScoped(deliverWebhooks(simulator, options.webhooks!))
     const { port } = server.address() as AddressInfo
     return { url: `http://127.0.0.1:${port}/v1`, port, simulator }
   })

@@ -12,3 +12,6 @@ export * as NodeFileSource from "./NodeFileSource.js"
 
 /** @since 0.1.0 */
 export * as Emulator from "./Emulator.js"
+
+/** @since 0.2.0 */
+export * as NodeWebhooks from "./NodeWebhooks.js"

@@ -7,12 +7,15 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Batch, BatchPage, ListBatchesParams } from "../Batch.js"
 import type { InvalidRequest, RequestError } from "../BatchError.js"
+import * as Webhooks from "../Webhooks.js"
 
 export interface Source {
   readonly list: (params: ListBatchesParams) => Effect.Effect<BatchPage, InvalidRequest | RequestError>
@@ -98,50 +101,83 @@ export const adaptiveCycles = (options?: {
   )
 }
 
+/** Events that wake a watcher (webhook deliveries), and how to look at the batch one names. */
+export interface Wake<E> {
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Webhooks.Event>, never, Scope.Scope>
+  readonly retrieve: (id: string) => Effect.Effect<Batch, E>
+}
+
 /**
  * Snapshots of every batch of `ids`: the first of each at once, then one whenever its status or
- * counts change; ends once all have ended. `poll` is one cycle (with its retries).
+ * counts change; ends once all have ended. `poll` is one cycle (with its retries). With `wake`,
+ * a batch whose id arrives is looked at at once, out of the cycle.
  */
 export const watchMany = <E>(
   ids: ReadonlyArray<string>,
   poll: (ids: ReadonlyArray<string>, oldest: number | undefined) => Effect.Effect<Snapshots, E>,
-  schedule: Schedule.Schedule<unknown, ReadonlyArray<Batch>>
+  schedule: Schedule.Schedule<unknown, ReadonlyArray<Batch>>,
+  wake?: Wake<E>
 ): Stream.Stream<Batch, E> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const driver = yield* Schedule.driver(schedule)
+      const woken = wake === undefined ? undefined : yield* wake.subscribe
       const last = new Map<string, string>()
       const created = new Map<string, number>()
       let pending = [...new Set(ids)]
       let first = true
       let changed: ReadonlyArray<Batch> = []
-      const cycle = Effect.suspend(() => {
+      type Step = Option.Option<readonly [Chunk.Chunk<Batch>, undefined]>
+      /** Records a batch's snapshot; whether it changed. */
+      const record = (b: Batch) => {
+        created.set(b.id, b.created_at)
+        const key = snapshotKey(b)
+        if (last.get(b.id) === key) return false
+        last.set(b.id, key)
+        return true
+      }
+      const cycle = Effect.suspend((): Effect.Effect<Step, E> => {
         let oldest: number | undefined = Number.POSITIVE_INFINITY
         for (const id of pending) {
           const at = created.get(id)
           oldest = at === undefined || oldest === undefined ? undefined : Math.min(oldest, at)
         }
         return Effect.map(poll(pending, oldest), ({ batches }) => {
-          changed = batches.filter((b) => {
-            created.set(b.id, b.created_at)
-            const key = snapshotKey(b)
-            if (last.get(b.id) === key) return false
-            last.set(b.id, key)
-            return true
-          })
+          changed = batches.filter(record)
           pending = batches.filter((b) => !b.isTerminal).map((b) => b.id)
           return Option.some([Chunk.unsafeFromArray(changed as Array<Batch>), undefined] as const)
         })
       })
-      return Stream.unfoldChunkEffect(undefined, () => {
+      return Stream.unfoldChunkEffect(undefined, (): Effect.Effect<Step, E> => {
         if (pending.length === 0) return Effect.succeedNone
         if (first) {
           first = false
           return cycle
         }
-        return driver
-          .next(changed)
-          .pipe(Effect.matchEffect({ onFailure: () => Effect.succeedNone, onSuccess: () => cycle }))
+        // the wait for the next cycle, which ends early on news of one of the batches
+        const tick = driver.next(changed).pipe(
+          Effect.as(true),
+          Effect.catchAll(() => Effect.succeed(false))
+        )
+        const wait: Effect.Effect<boolean | string> =
+          woken === undefined
+            ? tick
+            : Effect.raceFirst(
+                tick,
+                Queue.take(woken).pipe(
+                  Effect.map((e) => (Webhooks.isBatchEvent(e) ? e.data.id : "")),
+                  Effect.repeat({ until: (id) => pending.includes(id) })
+                )
+              )
+        return Effect.flatMap(wait, (next): Effect.Effect<Step, E> => {
+          if (next === false) return Effect.succeedNone
+          if (next === true || wake === undefined) return cycle
+          // news of one batch: look at it now, out of the cycle
+          return Effect.map(wake.retrieve(next), (b) => {
+            if (b.isTerminal) pending = pending.filter((id) => id !== b.id)
+            return Option.some([record(b) ? Chunk.of(b) : Chunk.empty<Batch>(), undefined] as const)
+          })
+        })
       })
     })
   )

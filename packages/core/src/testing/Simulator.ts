@@ -99,6 +99,22 @@ export const rateLimited = (options?: {
 })
 
 /**
+ * A webhook delivery signed with the wrong secret (aim it at `webhooks.deliver`).
+ *
+ * @since 0.2.0
+ * @category faults
+ */
+export const badSignature: Fault = { _tag: "BadSignature" }
+
+/**
+ * A webhook delivery that never arrives (aim it at `webhooks.deliver`).
+ *
+ * @since 0.2.0
+ * @category faults
+ */
+export const lostDelivery: Fault = { _tag: "Lost" }
+
+/**
  * @since 0.1.0
  * @category faults
  */
@@ -189,6 +205,13 @@ export interface Service {
   readonly files: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
   /** Every request the simulator saw, in order (headers without `authorization`). */
   readonly requests: Effect.Effect<ReadonlyArray<Engine.SeenRequest>>
+  /**
+   * The batches that have ended since the last call, each once: what a sender of webhooks (the
+   * emulator) delivers events for.
+   */
+  readonly takeEnded: Effect.Effect<ReadonlyArray<Engine.EndedBatch>>
+  /** The fault armed for the next webhook delivery (`inject("webhooks.deliver", …)`), if any. */
+  readonly deliveryFault: Effect.Effect<Fault | undefined>
 }
 
 /**
@@ -228,7 +251,9 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       pendingFaults: engine.pendingFaults,
       batches: engine.batches,
       files: engine.files,
-      requests: engine.requests
+      requests: engine.requests,
+      takeEnded: engine.takeEnded,
+      deliveryFault: engine.deliveryFault
     }
   })
 

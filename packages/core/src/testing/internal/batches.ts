@@ -111,6 +111,8 @@ export const make = (options: {
 }) => {
   const { files, lifecycle, nextId } = options
   const batches = new Map<string, StoredBatch>()
+  /** Batches not yet seen ended by `takeEnded`. */
+  const running = new Set<string>()
   /** Newest first, as the list route answers. */
   const order: Array<string> = []
   const sec = (ms: number) => Math.floor(options.stamp(ms) / 1000)
@@ -186,6 +188,7 @@ export const make = (options: {
       }
       batches.set(batch.id, batch)
       order.unshift(batch.id)
+      running.add(batch.id)
       return Effect.map(view(batch, now), (b) => json(200, b))
     })
 
@@ -223,8 +226,23 @@ export const make = (options: {
       return json(200, yield* view(batch, now))
     })
 
+  /** The batches that have ended since the last call, each once, with their status and when. */
+  const takeEnded = (now: number) =>
+    Effect.gen(function* () {
+      const ended: Array<{ readonly id: string; readonly status: string; readonly endedAt: number }> = []
+      for (const id of running) {
+        const p = yield* lifecycle.settle(batches.get(id)!, now)
+        if (!terminal.has(p.status)) continue
+        running.delete(id)
+        const at = p.at.completed_at ?? p.at.expired_at ?? p.at.cancelled_at ?? p.at.failed_at ?? now
+        ended.push({ id, status: p.status, endedAt: Math.floor(options.stamp(at) / 1000) })
+      }
+      return ended
+    })
+
   return {
     create,
+    takeEnded,
     list,
     retrieve,
     cancel,

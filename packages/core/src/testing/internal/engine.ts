@@ -47,6 +47,17 @@ export interface Engine {
   readonly files: Effect.Effect<ReadonlyArray<Record<string, unknown>>>
   /** Every request seen, in order, for tests that count traffic (headers without `authorization`). */
   readonly requests: Effect.Effect<ReadonlyArray<SeenRequest>>
+  /** The batches that have ended since the last call, each once (what webhooks are sent for). */
+  readonly takeEnded: Effect.Effect<ReadonlyArray<EndedBatch>>
+  /** The fault armed for the next webhook delivery, if any. */
+  readonly deliveryFault: Effect.Effect<Faults.Fault | undefined>
+}
+
+export interface EndedBatch {
+  readonly id: string
+  readonly status: string
+  /** Unix seconds, as shown. */
+  readonly endedAt: number
 }
 
 const idPattern = /^[A-Za-z0-9_-]+$/
@@ -154,6 +165,8 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
       pendingFaults: faults.pending,
       batches: Effect.flatMap(options.now, batches.all),
       files: Effect.sync(files.all),
-      requests: Effect.sync(() => [...seen])
+      requests: Effect.sync(() => [...seen]),
+      takeEnded: Effect.flatMap(options.now, batches.takeEnded),
+      deliveryFault: faults.take("webhooks.deliver")
     } satisfies Engine
   })

@@ -18,6 +18,7 @@ export type Operation =
   | "files.list"
   | "files.delete"
   | "files.content"
+  | "webhooks.deliver"
 
 export const operations: ReadonlyArray<Operation> = [
   "batches.create",
@@ -28,7 +29,8 @@ export const operations: ReadonlyArray<Operation> = [
   "files.retrieve",
   "files.list",
   "files.delete",
-  "files.content"
+  "files.content",
+  "webhooks.deliver"
 ]
 
 export type Fault =
@@ -42,6 +44,10 @@ export type Fault =
   | { readonly _tag: "ResetAfter" }
   | { readonly _tag: "Slow"; readonly delayMillis: number }
   | { readonly _tag: "TruncatedBody" }
+  /** A webhook delivery signed with the wrong secret (for `webhooks.deliver`). */
+  | { readonly _tag: "BadSignature" }
+  /** A webhook delivery that never arrives (for `webhooks.deliver`). */
+  | { readonly _tag: "Lost" }
 
 export const faultTags: ReadonlyArray<Fault["_tag"]> = [
   "RateLimited",
@@ -49,7 +55,9 @@ export const faultTags: ReadonlyArray<Fault["_tag"]> = [
   "ResetBefore",
   "ResetAfter",
   "Slow",
-  "TruncatedBody"
+  "TruncatedBody",
+  "BadSignature",
+  "Lost"
 ]
 
 export interface FaultRule {
@@ -94,6 +102,10 @@ export const make: Effect.Effect<Faults> = Effect.map(Ref.make<Armed>([]), (arme
  */
 export const apply = (fault: Fault, run: Effect.Effect<Reply>, withId: (reply: Reply) => Reply) => {
   switch (fault._tag) {
+    case "BadSignature":
+    case "Lost":
+      // faults of webhook deliveries: an API call answers as usual
+      return Effect.map(run, withId)
     case "ResetBefore":
       return Effect.succeed<Reply>({ _tag: "Reset" })
     case "ResetAfter":
