@@ -368,6 +368,72 @@ export const encodeLines = <A, E, R>(values: Stream.Stream<A, E, R>): Stream.Str
   })
 
 /**
+ * The tokens one answer used, from its body's `usage` in any of the API's shapes (chat
+ * completions' `prompt_tokens` / `completion_tokens` with their details, responses'
+ * `input_tokens` / `output_tokens`, embeddings' `prompt_tokens`).
+ *
+ * @since 0.2.0
+ * @category outcomes
+ */
+export interface TokenUsage {
+  readonly input: number
+  readonly cached: number
+  readonly output: number
+  readonly reasoning: number
+}
+
+const count = (u: unknown): number => (typeof u === "number" && Number.isFinite(u) ? u : 0)
+
+/**
+ * The {@link TokenUsage} of a response body; zeros when it has no `usage`.
+ *
+ * @since 0.2.0
+ * @category outcomes
+ */
+export const tokenUsage = (body: unknown): TokenUsage => {
+  const usage = (body as { usage?: Record<string, unknown> } | null | undefined)?.usage
+  if (usage == null || typeof usage !== "object") return { input: 0, cached: 0, output: 0, reasoning: 0 }
+  const inputDetails = (usage.prompt_tokens_details ?? usage.input_tokens_details) as
+    | Record<string, unknown>
+    | undefined
+  const outputDetails = (usage.completion_tokens_details ?? usage.output_tokens_details) as
+    | Record<string, unknown>
+    | undefined
+  return {
+    input: count(usage.prompt_tokens ?? usage.input_tokens),
+    cached: count(inputDetails?.cached_tokens),
+    output: count(usage.completion_tokens ?? usage.output_tokens),
+    reasoning: count(outputDetails?.reasoning_tokens)
+  }
+}
+
+/**
+ * An estimate of the tokens a request puts in the queue (what the API's enqueued-token limits
+ * count): the characters of its `body` as JSON / 4, plus the output it may produce
+ * (`max_tokens`, `max_completion_tokens` or `max_output_tokens`). It is an estimate, not the
+ * API's count; jobs take another in its place.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const estimateTokens = (request: InputLine, text?: string): number => {
+  const body = request.body
+  const chars = text === undefined ? JSON.stringify(body).length : text.length
+  const max = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens
+  return Math.ceil(chars / 4) + (typeof max === "number" && max > 0 ? max : 0)
+}
+
+/**
+ * How many inputs an `/v1/embeddings` request embeds (its `input` array's length, else 1): the
+ * API caps a batch at 50,000 of them.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const embeddingInputs = (request: InputLine): number =>
+  Array.isArray(request.body.input) ? request.body.input.length : 1
+
+/**
  * The limits the API puts on one input file.
  *
  * @since 0.1.0
@@ -460,52 +526,68 @@ const likelyEndpoint = (url: string, endpoints: ReadonlyArray<string>): string |
 }
 
 /**
- * Checks an input file as the API will, without sending it: UTF-8, one JSON request per line (no
- * blank lines, no byte order mark), unique `custom_id`, an endpoint the API takes and every `url`
- * equal to it, one model, at most 50,000 lines and 200 MB. Line ends may be `\n` or `\r\n`.
- * Runs in memory proportional to the number of `custom_id`s, never the file.
+ * One request line of an input file, as `scanInput` found it.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category validation
  */
-export const validateInput = <E, R>(
+export interface ScannedLine {
+  /** 1-based. */
+  readonly line: number
+  /** The line as written (without its line end). */
+  readonly text: string
+  readonly request: InputLine
+  /** Its length in the file, line end included. */
+  readonly bytes: number
+}
+
+/**
+ * What an endpoint check says of a `url` the API would not take, with the likely one named
+ * (`/chat/completions` → "did you mean /v1/chat/completions?").
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const unknownEndpoint = (
+  url: string,
+  line: number | null,
+  endpoints: ReadonlyArray<string> = KnownEndpoint.literals
+): InputProblem => {
+  const hint = likelyEndpoint(url, endpoints)
+  return {
+    line,
+    code: "unknown_endpoint",
+    message: `${line === null ? "endpoint" : "url"} ${url} is not a batch endpoint${hint ? ` (did you mean ${hint}?)` : ""}; batches take ${endpoints.join(", ")}`
+  }
+}
+
+/**
+ * The line-by-line checks of an input file, streamed: each line must be UTF-8 and one JSON
+ * request (`custom_id`, `method: "POST"`, `url`, `body`), with no blank line and no byte order
+ * mark. Good lines go to `onRequest`, problems to `onProblem`; what to make of the requests
+ * (one endpoint and model per batch, unique ids, limits) is the caller's. Gives the number of
+ * lines and bytes read.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const scanInput = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  options?: ValidateOptions
-): Effect.Effect<InputSummary, E, R> =>
+  handlers: {
+    readonly onRequest: (line: ScannedLine) => void
+    readonly onProblem: (problem: InputProblem) => void
+  }
+): Effect.Effect<{ readonly lines: number; readonly bytes: number }, E, R> =>
   Effect.suspend(() => {
-    const maxProblems = options?.maxProblems ?? 100
-    const accepted = options?.endpoints ?? (KnownEndpoint.literals as ReadonlyArray<string>)
-    const problems: Array<InputProblem> = []
-    let problemCount = 0
-    const report = (problem: InputProblem) => {
-      problemCount++
-      if (problems.length < maxProblems) problems.push(problem)
-    }
-    const ids = new Map<string, number>()
-    const order: Array<string> = []
-    let endpoint: string | undefined
-    let model: string | undefined
-    let modelLine = 0
+    const report = handlers.onProblem
     let count = 0
     let size = 0
-    /** Sets the batch's endpoint, reporting it when the API would not take it. */
-    const useEndpoint = (url: string, line: number | null) => {
-      endpoint = url
-      if (accepted === "any" || accepted.includes(url)) return
-      const hint = likelyEndpoint(url, accepted)
-      report({
-        line,
-        code: "unknown_endpoint",
-        message: `${line === null ? "endpoint" : "url"} ${url} is not a batch endpoint${hint ? ` (did you mean ${hint}?)` : ""}; batches take ${accepted.join(", ")}`
-      })
-    }
-    if (options?.endpoint !== undefined) useEndpoint(options.endpoint, null)
     const counted = Stream.tap(bytes, (chunk) =>
       Effect.sync(() => {
         size += chunk.byteLength
       })
     )
-    const onLine = (text: string, line: number): undefined => {
+    const onLine = (text: string, line: number, length: number): undefined => {
       count++
       if (line === 1 && text.startsWith(BOM)) {
         report({
@@ -534,22 +616,71 @@ export const validateInput = <E, R>(
         report({ line, code: "invalid_json_line", message: `not valid JSON: ${(e as Error).message}` })
         return
       }
-      let request: InputLine
-      if (inputLineOk(json)) request = json
-      else {
-        const decoded = decodeInputLine(json)
-        if (Either.isLeft(decoded)) {
-          const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-          const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""
-          report({
-            line,
-            code: "invalid_line",
-            message: `${where}${issue?.message ?? "not a batch request line"}`
-          })
-          return
-        }
-        request = decoded.right
+      if (inputLineOk(json)) {
+        handlers.onRequest({ line, text, request: json, bytes: length })
+        return
       }
+      const decoded = decodeInputLine(json)
+      if (Either.isLeft(decoded)) {
+        const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+        const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""
+        report({
+          line,
+          code: "invalid_line",
+          message: `${where}${issue?.message ?? "not a batch request line"}`
+        })
+        return
+      }
+      handlers.onRequest({ line, text, request: decoded.right, bytes: length })
+    }
+    const checked = lines<undefined, E, R, never>(counted, onLine, {
+      strict: true,
+      onInvalidUtf8: (line) => {
+        count++
+        report({
+          line,
+          code: "invalid_encoding",
+          message: "not valid UTF-8: the API refuses a batch file that is not UTF-8 encoded"
+        })
+      }
+    })
+    return Effect.map(Stream.runDrain(checked), () => ({ lines: count, bytes: size }))
+  })
+
+/**
+ * Checks an input file as the API will, without sending it: UTF-8, one JSON request per line (no
+ * blank lines, no byte order mark), unique `custom_id`, an endpoint the API takes and every `url`
+ * equal to it, one model, at most 50,000 lines and 200 MB. Line ends may be `\n` or `\r\n`.
+ * Runs in memory proportional to the number of `custom_id`s, never the file.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateInput = <E, R>(
+  bytes: Stream.Stream<Uint8Array, E, R>,
+  options?: ValidateOptions
+): Effect.Effect<InputSummary, E, R> =>
+  Effect.suspend(() => {
+    const maxProblems = options?.maxProblems ?? 100
+    const accepted = options?.endpoints ?? (KnownEndpoint.literals as ReadonlyArray<string>)
+    const problems: Array<InputProblem> = []
+    let problemCount = 0
+    const report = (problem: InputProblem) => {
+      problemCount++
+      if (problems.length < maxProblems) problems.push(problem)
+    }
+    const ids = new Map<string, number>()
+    const order: Array<string> = []
+    let endpoint: string | undefined
+    let model: string | undefined
+    let modelLine = 0
+    /** Sets the batch's endpoint, reporting it when the API would not take it. */
+    const useEndpoint = (url: string, line: number | null) => {
+      endpoint = url
+      if (accepted !== "any" && !accepted.includes(url)) report(unknownEndpoint(url, line, accepted))
+    }
+    if (options?.endpoint !== undefined) useEndpoint(options.endpoint, null)
+    const onRequest = ({ line, request }: ScannedLine) => {
       const first = ids.get(request.custom_id)
       if (first !== undefined) {
         report({
@@ -582,21 +713,10 @@ export const validateInput = <E, R>(
           })
         }
       }
-      return undefined
     }
-    const checked = lines<undefined, E, R, never>(counted, onLine, {
-      strict: true,
-      onInvalidUtf8: (line) => {
-        count++
-        report({
-          line,
-          code: "invalid_encoding",
-          message: "not valid UTF-8: the API refuses a batch file that is not UTF-8 encoded"
-        })
-      }
-    })
-    return Stream.runDrain(checked).pipe(
-      Effect.map((): InputSummary => {
+    // problems are reported in line order: a line's own problem comes before the file's
+    return scanInput(bytes, { onRequest, onProblem: report }).pipe(
+      Effect.map(({ lines: count, bytes: size }): InputSummary => {
         if (count === 0) report({ line: null, code: "empty_file", message: "the file holds no requests" })
         if (count > inputLimits.lines) {
           report({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Layer, Stream, TestClock } from "effect"
 import { HttpClient } from "@effect/platform"
-import { BatchConfig, type BatchLine, BatchService, FileService } from "../src/index.js"
+import { BatchConfig, BatchLine, BatchService, FileService } from "../src/index.js"
 import { Responder, Simulator } from "../src/testing/index.js"
 
 const line = (i: number, overrides: Record<string, unknown> = {}) =>
@@ -368,5 +368,54 @@ describe("watchMany over the simulator", () => {
       expect(ids).toEqual(new Set(running.map((b) => b.id)))
       expect(ids.has(done.id)).toBe(false)
     }).pipe(Effect.provide(Simulator.layer()))
+  )
+})
+
+describe("what jobs meet: token limits, transient failures, usage", () => {
+  it.effect(
+    "a batch over its model's enqueued-token limit fails with token_limit_exceeded; one fits once the others end",
+    () =>
+      Effect.gen(function* () {
+        const { batches } = yield* services
+        // each line is about 19 tokens (75 characters / 4): 30 lines ≈ 570
+        const first = yield* submit(jsonl(30))
+        yield* TestClock.adjust("11 seconds")
+        const second = yield* submit(jsonl(30))
+        yield* TestClock.adjust("11 seconds")
+        const refused = yield* batches.retrieve(second.id)
+        expect(refused.status).toBe("failed")
+        expect(refused.errors?.data?.[0]).toMatchObject({ code: "token_limit_exceeded", line: null })
+        expect(refused.errors?.data?.[0]?.message).toContain("Enqueued token limit reached for gpt-4o-mini")
+        expect(refused.request_counts).toEqual(expect.objectContaining({ total: 0, completed: 0 }))
+        yield* TestClock.adjust("1 minute")
+        expect((yield* batches.retrieve(first.id)).status).toBe("completed")
+        const third = yield* submit(jsonl(30))
+        yield* TestClock.adjust("1 minute")
+        expect((yield* batches.retrieve(third.id)).status).toBe("completed")
+      }).pipe(Effect.provide(Simulator.layer({ enqueuedTokenLimits: { "gpt-4o-mini": 1000 } })))
+  )
+
+  it.effect("a transient line fails on its first attempt only; usage sums the lines' usage", () =>
+    Effect.gen(function* () {
+      const { batches } = yield* services
+      const once = yield* submit(jsonl(5))
+      yield* TestClock.adjust("1 minute")
+      const done = yield* batches.retrieve(once.id)
+      const firstRun = yield* outcomes(done)
+      expect(
+        firstRun
+          .filter((o) => o._tag === "Failed")
+          .map((o) => [o.customId, (o as BatchLine.Failed).statusCode])
+      ).toEqual([["request-3", 500]])
+      const tokens = firstRun
+        .filter((o): o is BatchLine.Succeeded => o._tag === "Succeeded")
+        .map((o) => BatchLine.tokenUsage(o.body))
+      expect(done.usage?.input_tokens).toBe(tokens.reduce((n, t) => n + t.input, 0))
+      expect(done.usage?.output_tokens).toBe(tokens.reduce((n, t) => n + t.output, 0))
+      const again = yield* submit(jsonl(5))
+      yield* TestClock.adjust("1 minute")
+      const secondRun = yield* outcomes(yield* batches.retrieve(again.id))
+      expect(secondRun.every((o) => o._tag === "Succeeded")).toBe(true)
+    }).pipe(Effect.provide(Simulator.layer({ responder: Responder.transient(["request-3"]) })))
   )
 })

@@ -31,7 +31,8 @@ export interface LineOptions {
 
 export const lines = <A, E, R, E2>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  onLine: (text: string, line: number) => A | undefined,
+  /** `bytes`: the line's length in the input, its line end included. */
+  onLine: (text: string, line: number, bytes: number) => A | undefined,
   options?: LineOptions
 ): Stream.Stream<A, E | E2, R> =>
   Stream.suspend(() => {
@@ -53,7 +54,7 @@ export const lines = <A, E, R, E2>(
           options?.onInvalidUtf8?.(lineNo)
           return
         }
-        const value = onLine(text, lineNo)
+        const value = onLine(text, lineNo, line.length + 1)
         if (value !== undefined) out.push(value)
         return
       }
@@ -62,7 +63,7 @@ export const lines = <A, E, R, E2>(
       const text = (lineNo === 1 ? dropBom : keepBom).decode(line.subarray(0, end))
       // a line of JSON starts with "{"; only otherwise is it worth asking whether it is blank
       if (line[0] !== OPEN_BRACE && text.trim() === "") return
-      const value = onLine(text, lineNo)
+      const value = onLine(text, lineNo, line.length + 1)
       if (value !== undefined) out.push(value)
     }
 

@@ -17,10 +17,13 @@ export interface Response {
 }
 
 /**
+ * The answer to one request: `index` is its line in the batch (0-based), `attempt` how many
+ * batches of this simulator have run a request with this `custom_id`, this one included.
+ *
  * @since 0.1.0
  * @category models
  */
-export type Responder = (request: BatchLine.InputLine, index: number) => Response
+export type Responder = (request: BatchLine.InputLine, index: number, attempt: number) => Response
 
 /** FNV-1a: a small, stable hash for ids and numbers that depend only on the input. */
 export const hash = (text: string): number => {
@@ -73,7 +76,13 @@ export const plausible: Responder = (request) => {
               finish_reason: "stop"
             }
           ],
-          usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
+          usage: {
+            prompt_tokens: input,
+            completion_tokens: output,
+            total_tokens: input + output,
+            prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+            completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 }
+          },
           system_fingerprint: null
         }
       }
@@ -197,6 +206,39 @@ export const failing = (
     typeof which === "function" ? which : (request: BatchLine.InputLine) => ids!.has(request.custom_id)
   const base = options?.base ?? plausible
   const error = { ...defaultError, ...options?.error }
-  return (request, index) =>
-    picks(request, index) ? { status: options?.status ?? 400, body: { error } } : base(request, index)
+  return (request, index, attempt) =>
+    picks(request, index)
+      ? { status: options?.status ?? 400, body: { error } }
+      : base(request, index, attempt)
+}
+
+const transientErrors: Record<number, { message: string; type: string }> = {
+  429: { message: "Rate limit reached for requests. Please try again later.", type: "requests" },
+  500: {
+    message: "The server had an error while processing your request. Sorry about that!",
+    type: "server_error"
+  },
+  503: { message: "The server is overloaded or not ready yet.", type: "server_error" }
+}
+
+/**
+ * Makes the lines `which` picks fail with a transient status (default 500; 429 and 503 too) on
+ * their first attempt only: run again (in a retry round), they get `base`'s answer. What retry
+ * rounds of a job are for.
+ *
+ * @since 0.2.0
+ * @category responders
+ */
+export const transient = (
+  which: Iterable<string> | ((request: BatchLine.InputLine, index: number) => boolean),
+  options?: { readonly status?: 429 | 500 | 503 | undefined; readonly base?: Responder | undefined }
+): Responder => {
+  const status = options?.status ?? 500
+  const error = { ...transientErrors[status]!, param: null, code: null }
+  const ids = typeof which === "function" ? undefined : new Set(which)
+  const picks =
+    typeof which === "function" ? which : (request: BatchLine.InputLine) => ids!.has(request.custom_id)
+  const base = options?.base ?? plausible
+  return (request, index, attempt) =>
+    attempt === 1 && picks(request, index) ? { status, body: { error } } : base(request, index, attempt)
 }

@@ -186,6 +186,12 @@ export interface Options {
   readonly stamp?: ((simulated: number) => number) | undefined
   /** Makes the ids it hands out repeatable. By default every simulator has ids of its own. */
   readonly seed?: string | undefined
+  /**
+   * The organisation's enqueued-token limit per model: a batch that would take the tokens of its
+   * model's running batches (`validating` done, not yet ended) over it fails validation with
+   * `token_limit_exceeded`, as the API's do. Tokens are `BatchLine.estimateTokens`. Default: none.
+   */
+  readonly enqueuedTokenLimits?: Readonly<Record<string, number>> | undefined
 }
 
 /**
@@ -241,7 +247,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       apiKey: options.apiKey,
       now: options.now ?? Clock.currentTimeMillis,
       stamp: options.stamp,
-      seed: options.seed
+      seed: options.seed,
+      tokenLimits: options.enqueuedTokenLimits
     })
     for (const rule of options.faults ?? []) yield* engine.inject(rule)
     return {

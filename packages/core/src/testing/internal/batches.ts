@@ -108,9 +108,9 @@ export const make = (options: {
   readonly lifecycle: Lifecycle
   readonly nextId: NextId
   readonly stamp: (simulated: number) => number
+  readonly batches: Map<string, StoredBatch>
 }) => {
-  const { files, lifecycle, nextId } = options
-  const batches = new Map<string, StoredBatch>()
+  const { files, lifecycle, nextId, batches } = options
   /** Batches not yet seen ended by `takeEnded`. */
   const running = new Set<string>()
   /** Newest first, as the list route answers. */

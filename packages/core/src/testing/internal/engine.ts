@@ -28,6 +28,8 @@ export interface EngineOptions extends Lifecycle.Timing {
   readonly stamp?: ((simulated: number) => number) | undefined
   /** Makes ids repeatable; by default each engine has its own. */
   readonly seed?: string | undefined
+  /** Enqueued-token limits by model. */
+  readonly tokenLimits?: Readonly<Record<string, number>> | undefined
 }
 
 export interface SeenRequest {
@@ -95,8 +97,16 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
     const nextId = Ids.make(options.seed)
     const faults = yield* Faults.make
     const files = Files.make(nextId, stamp)
-    const lifecycle = Lifecycle.make({ timing: options, responder: options.responder, files, nextId })
-    const batches = Batches.make({ files, lifecycle, nextId, stamp })
+    const stored = new Map<string, Lifecycle.StoredBatch>()
+    const lifecycle = Lifecycle.make({
+      timing: options,
+      responder: options.responder,
+      files,
+      nextId,
+      tokenLimits: options.tokenLimits,
+      batches: () => stored.values()
+    })
+    const batches = Batches.make({ files, lifecycle, nextId, stamp, batches: stored })
     const seen: Array<SeenRequest> = []
 
     /** The operation a request is, and the work of answering it; an unknown route is a 404. */

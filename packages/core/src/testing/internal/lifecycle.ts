@@ -10,7 +10,7 @@ import type * as Responder from "../Responder.js"
 import type { Files } from "./files.js"
 import type { NextId } from "./ids.js"
 import { encoder } from "./wire.js"
-import { type Validated, validate } from "./validation.js"
+import { tokenLimitProblem, type Validated, validate } from "./validation.js"
 
 export interface Timing {
   readonly validationMillis: number
@@ -72,9 +72,34 @@ export const make = (options: {
   readonly responder: Responder.Responder
   readonly files: Files
   readonly nextId: NextId
+  /** Enqueued-token limits by model: a batch that would take its model over fails validation. */
+  readonly tokenLimits?: Readonly<Record<string, number>> | undefined
+  /** Every batch, for what the others hold of a model's limit. */
+  readonly batches: () => Iterable<StoredBatch>
 }) => {
   const { timing, files, nextId } = options
   const perLine = 1000 / timing.requestsPerSecond
+  const runs = new Map<string, number>()
+  const attempt = (customId: string) => {
+    const n = (runs.get(customId) ?? 0) + 1
+    runs.set(customId, n)
+    return n
+  }
+
+  /** The tokens of `model` that other batches hold at `at`: those validated and not yet finished. */
+  const enqueued = (self: StoredBatch, model: string, at: number): Effect.Effect<number> =>
+    Effect.gen(function* () {
+      let total = 0
+      for (const other of options.batches()) {
+        if (other === self || other.createdAt + timing.validationMillis > at) continue
+        // batches validated at the same moment queue in the order they were made
+        if (other.createdAt + timing.validationMillis === at && other.createdAt >= self.createdAt) continue
+        const p = yield* phase(other, at)
+        if ((p.status === "in_progress" || p.status === "finalizing") && p.validated?.model === model)
+          total += p.validated.tokens
+      }
+      return total
+    })
 
   const phase = (batch: StoredBatch, now: number): Effect.Effect<Phase> =>
     Effect.gen(function* () {
@@ -101,7 +126,17 @@ export const make = (options: {
       if (now < validatedAt) return { status: "validating", validated: undefined, finished: 0, at: none }
       if (batch.validated === undefined) {
         const content = files.get(batch.inputFileId)?.content ?? new Uint8Array()
-        batch.validated = yield* validate(content, batch.endpoint, options.responder)
+        batch.validated = yield* validate(content, batch.endpoint, {
+          responder: options.responder,
+          attempt,
+          admit: (model, tokens) => {
+            const limit = model === null ? undefined : options.tokenLimits?.[model]
+            if (model === null || limit === undefined) return Effect.succeed(undefined)
+            return Effect.map(enqueued(batch, model, validatedAt), (held) =>
+              held + tokens > limit ? tokenLimitProblem(model, limit) : undefined
+            )
+          }
+        })
       }
       const validated = batch.validated
       if (validated.problems.length > 0) {
