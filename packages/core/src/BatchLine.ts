@@ -564,9 +564,10 @@ export const unknownEndpoint = (
 /**
  * The line-by-line checks of an input file, streamed: each line must be UTF-8 and one JSON
  * request (`custom_id`, `method: "POST"`, `url`, `body`), with no blank line and no byte order
- * mark. Good lines go to `onRequest`, problems to `onProblem`; what to make of the requests
- * (one endpoint and model per batch, unique ids, limits) is the caller's. Gives the number of
- * lines and bytes read.
+ * mark. Good lines go to `onRequest`, problems to `onProblem`, synchronously, as the bytes
+ * arrive; what to make of the requests (one endpoint and model per batch, unique ids, limits) is
+ * the caller's. Gives the number of lines and bytes read. (To do work of your own between
+ * chunks, `Stream.tap` the bytes you hand it.)
  *
  * @since 0.2.0
  * @category validation
@@ -602,11 +603,7 @@ export const scanInput = <E, R>(
       if (text.charCodeAt(0) !== 123 && text.trim() === "") {
         // not a request: a file of blank lines is an empty file too
         count--
-        report({
-          line,
-          code: "invalid_json_line",
-          message: "blank line: the API takes one request on every line"
-        })
+        report({ line, code: "invalid_json_line", message: "blank line: the API takes one request on every line" })
         return
       }
       let json: unknown
@@ -714,7 +711,6 @@ export const validateInput = <E, R>(
         }
       }
     }
-    // problems are reported in line order: a line's own problem comes before the file's
     return scanInput(bytes, { onRequest, onProblem: report }).pipe(
       Effect.map(({ lines: count, bytes: size }): InputSummary => {
         if (count === 0) report({ line: null, code: "empty_file", message: "the file holds no requests" })
