@@ -603,7 +603,11 @@ export const scanInput = <E, R>(
       if (text.charCodeAt(0) !== 123 && text.trim() === "") {
         // not a request: a file of blank lines is an empty file too
         count--
-        report({ line, code: "invalid_json_line", message: "blank line: the API takes one request on every line" })
+        report({
+          line,
+          code: "invalid_json_line",
+          message: "blank line: the API takes one request on every line"
+        })
         return
       }
       let json: unknown

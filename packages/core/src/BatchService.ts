@@ -72,6 +72,12 @@ export interface CreateOptions {
   readonly idempotencyKey?: string | undefined
   /** Overrides `BatchConfig.idempotentCreate` for this call. */
   readonly idempotent?: boolean | undefined
+  /**
+   * When (unix ms) an earlier create with the same `idempotencyKey` may have been sent, by a
+   * process that did not live to see its answer: the batch it made, if any, is looked for before
+   * anything is sent.
+   */
+  readonly sentBefore?: number | undefined
 }
 
 /**
@@ -444,9 +450,9 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         const body = encodeCreate(params)
         body.metadata = { ...metadata, [idempotencyMetadataKey]: key }
         const request = HttpClientRequest.bodyUnsafeJson(api.request("POST", "/batches"), body)
-        const since = yield* Clock.currentTimeMillis
+        const since = options?.sentBefore ?? (yield* Clock.currentTimeMillis)
         // set once an attempt failed in a way that may have come after the server made the batch
-        let maybeCreated = false
+        let maybeCreated = options?.sentBefore !== undefined
         const lookup = Effect.suspend(() => (maybeCreated ? findByKey(key, since) : Effect.succeedNone))
         const attempt = lookup.pipe(
           Effect.flatMap(

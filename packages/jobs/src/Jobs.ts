@@ -1,0 +1,474 @@
+/**
+ * The `Jobs` service: batch work of any size as one job, durable across crashes.
+ *
+ * A job is planned locally (every line checked, nothing sent until it passes), recorded in the
+ * store, and run by the workflow engine: shards uploaded and created once each, watched through
+ * list pages, their results collected into the store as each batch ends, retried in rounds, and
+ * written out in input order. Any process with the engine and the store (the one that ran it, a
+ * later `resume`, a runner) takes it up where it was.
+ *
+ * @since 0.1.0
+ * @example
+ * ```ts
+ * import { Jobs } from "@batchkit/jobs"
+ * import { NodeFileSource } from "@batchkit/node"
+ * import { Effect, Stream } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const jobs = yield* Jobs.Jobs
+ *   const { id } = yield* jobs.submit([{ name: "in.jsonl", bytes: NodeFileSource.stream("in.jsonl") }])
+ *   yield* jobs.start(id)
+ *   const done = yield* jobs.await(id)
+ *   yield* Stream.runForEach(jobs.results(id), (line) => Effect.log(line.custom_id, line.outcome))
+ * })
+ * ```
+ */
+import { BatchLine, type BatchService, type FileService } from "@batchkit/core"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import type * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as Store from "./internal/store.js"
+import * as Flow from "./internal/workflow.js"
+import * as Job from "./Job.js"
+import * as Planner from "./Planner.js"
+import * as Prices from "./Prices.js"
+
+/**
+ * There is no such job in the store.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobNotFound extends Data.TaggedError("JobNotFound")<{ readonly id: string }> {
+  override get message() {
+    return `no job ${this.id} in this store`
+  }
+}
+
+/**
+ * The job has not finished: its results are not all there.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobNotFinished extends Data.TaggedError("JobNotFinished")<{
+  readonly id: string
+  readonly status: Job.Status
+}> {
+  override get message() {
+    return `job ${this.id} has not finished (${this.status})`
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SubmitOptions extends Job.Options {
+  /** Where `run` (and `resume`) write the results file; recorded with the job. */
+  readonly output?: string | undefined
+  /** Start a new job even when an unfinished one has the same inputs and options. */
+  readonly new?: boolean | undefined
+  /** The price table for the job's cost. Default {@link Prices.batch2026}. */
+  readonly prices?: Prices.Table | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Submitted {
+  readonly id: Job.JobId
+  /** An unfinished job with the same inputs (by content) and options was found: this is it. */
+  readonly resumed: boolean
+  readonly plan: Planner.Plan
+}
+
+/**
+ * One line of a job's results file: the line `batchkit results` writes, plus `attempts` (the
+ * batches that ran the request).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResultLine = BatchLine.ResultRecord & { readonly attempts: number }
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** Plans the inputs (every check, the shards) without recording or sending anything. */
+  readonly plan: <E, R>(
+    inputs: ReadonlyArray<Planner.Input<E, R>>,
+    options?: Job.Options
+  ) => Effect.Effect<Planner.Plan, Planner.PlanError | E, R>
+  /**
+   * Plans the inputs and records the job (nothing is sent). Given the same inputs and options as
+   * an unfinished job, gives that job instead (`resumed`), unless `new`.
+   */
+  readonly submit: <E, R>(
+    inputs: ReadonlyArray<Planner.Input<E, R>>,
+    options?: SubmitOptions
+  ) => Effect.Effect<Submitted, Planner.PlanError | SqlError.SqlError | E, R>
+  /** Starts the job's workflow, or resumes it; returns at once. */
+  readonly start: (id: string) => Effect.Effect<void, JobNotFound | SqlError.SqlError>
+  /** The job once it has finished or been cancelled. */
+  readonly await: (
+    id: string,
+    options?: { readonly interval?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Job.Snapshot, JobNotFound | SqlError.SqlError>
+  readonly status: (id: string) => Effect.Effect<Job.Snapshot, JobNotFound | SqlError.SqlError>
+  /** Every job of the store, newest first. */
+  readonly list: Effect.Effect<ReadonlyArray<Job.Snapshot>, SqlError.SqlError>
+  /** Snapshots, the first at once, then on every change, until the job is done. */
+  readonly watch: (
+    id: string,
+    options?: { readonly interval?: Duration.DurationInput | undefined }
+  ) => Stream.Stream<Job.Snapshot, JobNotFound | SqlError.SqlError>
+  /** Asks the job to stop: its batches are cancelled, their partial results kept. */
+  readonly cancel: (id: string) => Effect.Effect<Job.Snapshot, JobNotFound | SqlError.SqlError>
+  /** The results, one line per request, in input order (a finished job's). */
+  readonly results: (
+    id: string
+  ) => Stream.Stream<ResultLine, JobNotFound | JobNotFinished | SqlError.SqlError>
+  /** The same results as JSONL bytes, for writing a file. */
+  readonly resultsJsonl: (
+    id: string
+  ) => Stream.Stream<Uint8Array, JobNotFound | JobNotFinished | SqlError.SqlError>
+  /** Where `run` said the results go, if anywhere. */
+  readonly output: (id: string) => Effect.Effect<Option.Option<string>, JobNotFound | SqlError.SqlError>
+  readonly setOutput: (id: string, output: string) => Effect.Effect<void, JobNotFound | SqlError.SqlError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Jobs extends Context.Tag("@batchkit/jobs/Jobs")<Jobs, Service>() {}
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
+
+const digest = (data: Uint8Array) =>
+  Effect.promise(
+    async () =>
+      new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>))
+  )
+
+/**
+ * A fingerprint of the inputs' bytes: SHA-256 over fixed 1 MiB blocks, so the way the bytes
+ * arrive does not change it.
+ */
+const fingerprinter = () => {
+  const block = 1 << 20
+  let buffer = new Uint8Array(block)
+  let filled = 0
+  const digests: Array<Uint8Array> = []
+  const push = (chunk: Uint8Array): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      let offset = 0
+      const full: Array<Uint8Array> = []
+      while (offset < chunk.byteLength) {
+        const take = Math.min(block - filled, chunk.byteLength - offset)
+        buffer.set(chunk.subarray(offset, offset + take), filled)
+        filled += take
+        offset += take
+        if (filled === block) {
+          full.push(buffer)
+          buffer = new Uint8Array(block)
+          filled = 0
+        }
+      }
+      return Effect.forEach(full, (b) => Effect.map(digest(b), (d) => void digests.push(d)), {
+        discard: true
+      })
+    })
+  return {
+    tap: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, name: string) =>
+      Stream.concat(
+        Stream.tap(bytes, push),
+        // a file ends a block of its own: two files never hash like their concatenation
+        Stream.execute(
+          Effect.suspend(() => {
+            const tail = buffer.slice(0, filled)
+            filled = 0
+            return Effect.map(
+              digest(tail),
+              (d) => void digests.push(d, new TextEncoder().encode(`|${name.length}|`))
+            )
+          })
+        )
+      ),
+    done: (extra: string) =>
+      Effect.map(digest(new Uint8Array(Buffer_concat([...digests, new TextEncoder().encode(extra)]))), (d) =>
+        hex(d)
+      )
+  }
+}
+
+const Buffer_concat = (parts: ReadonlyArray<Uint8Array>) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
+
+const newJobId = () => {
+  const bytes = new Uint8Array(10)
+  globalThis.crypto.getRandomValues(bytes)
+  return Job.JobId.make(`job_${hex(bytes)}`)
+}
+
+class Reuse extends Data.TaggedError("Reuse")<{ readonly id: string }> {}
+
+const outcomes = ["succeeded", "failed", "expired", "cancelled", "errored"] as const
+
+const zeroTokens = { input: 0, cached: 0, output: 0, reasoning: 0 }
+
+const encoder = new TextEncoder()
+
+/**
+ * Builds the service from the store and the workflow engine (where the job workflow is
+ * registered by {@link layer}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Service, never, Store.Store | WorkflowEngine.WorkflowEngine> = Effect.gen(
+  function* () {
+    const store = yield* Store.Store
+    const engine = yield* Effect.context<WorkflowEngine.WorkflowEngine>()
+
+    const plan = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options?: Job.Options) =>
+      Planner.plan(inputs, { options: Job.resolve(options) })
+
+    const rowOf = (id: string) =>
+      Effect.flatMap(
+        store.job(id),
+        Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })
+      )
+
+    const submit = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options: SubmitOptions = {}) =>
+      Effect.gen(function* () {
+        const resolved = { ...Job.resolve(options), ...(options.prices ? { prices: options.prices } : {}) }
+        const id = newJobId()
+        const hash = fingerprinter()
+        return yield* store
+          .transaction(
+            Effect.gen(function* () {
+              const planned = yield* Planner.plan(
+                inputs.map((input) => ({ name: input.name, bytes: hash.tap(input.bytes, input.name) })),
+                { options: resolved, onRequests: (rows) => Effect.orDie(store.insertRequests(id, rows)) }
+              )
+              const fingerprint = yield* hash.done(JSON.stringify(Job.resolve(options)))
+              if (options.new !== true) {
+                const existing = yield* store.findUnfinished(fingerprint)
+                if (Option.isSome(existing)) return yield* Effect.fail(new Reuse({ id: existing.value.id }))
+              }
+              yield* store.insertShards(id, 0, planned.shards)
+              yield* store.insertJob({
+                id,
+                created_at: yield* Clock.currentTimeMillis,
+                fingerprint,
+                inputs: JSON.stringify(inputs.map((i) => i.name)),
+                output: options.output ?? null,
+                options: JSON.stringify(resolved),
+                requests: planned.requests,
+                models: JSON.stringify(planned.models)
+              })
+              return { id, resumed: false, plan: planned } satisfies Submitted
+            })
+          )
+          .pipe(
+            // the rows of the plan are rolled back; the job that had these inputs is the one
+            Effect.catchIf(
+              (e): e is Reuse => e instanceof Reuse,
+              (reuse) =>
+                Effect.gen(function* () {
+                  const row = yield* Effect.orDie(rowOf(reuse.id))
+                  if (options.output !== undefined && row.output !== options.output)
+                    yield* store.setOutput(reuse.id, options.output)
+                  const shards = yield* store.shards(reuse.id, 0)
+                  return {
+                    id: Job.JobId.make(reuse.id),
+                    resumed: true,
+                    plan: {
+                      requests: row.requests,
+                      bytes: shards.reduce((n, s) => n + s.bytes, 0),
+                      shards: shards.map((s) => ({
+                        shard: s.shard,
+                        url: s.url,
+                        model: s.model,
+                        requests: s.requests,
+                        bytes: s.bytes,
+                        tokens: s.tokens
+                      })),
+                      models: JSON.parse(row.models) as Array<string>
+                    }
+                  } satisfies Submitted
+                })
+            )
+          )
+      })
+
+    const snapshot = (row: Store.JobRow) =>
+      Effect.gen(function* () {
+        const options = JSON.parse(row.options) as { readonly prices?: Prices.Table }
+        const table = options.prices ?? Prices.batch2026
+        const counts = yield* store.outcomeCounts(row.id)
+        const requests = {
+          total: row.requests,
+          succeeded: 0,
+          failed: 0,
+          expired: 0,
+          cancelled: 0,
+          errored: 0,
+          pending: 0
+        }
+        let done = 0
+        for (const c of counts) {
+          const n = Number(c.n)
+          if ((outcomes as ReadonlyArray<string>).includes(c.outcome))
+            requests[c.outcome as (typeof outcomes)[number]] += n
+          done += n
+        }
+        requests.pending = Math.max(0, row.requests - done)
+        const batches: Record<string, number> = {}
+        for (const b of yield* store.batches(row.id)) {
+          const status = b.batch_id === null ? "uploading" : (b.status ?? "validating")
+          batches[status] = (batches[status] ?? 0) + 1
+        }
+        const tokens = { ...zeroTokens }
+        let usd = 0
+        const unpriced: Array<string> = []
+        for (const u of yield* store.usage(row.id)) {
+          const t = {
+            input: Number(u.input_tokens),
+            cached: Number(u.cached_tokens),
+            output: Number(u.output_tokens),
+            reasoning: Number(u.reasoning_tokens)
+          }
+          tokens.input += t.input
+          tokens.cached += t.cached
+          tokens.output += t.output
+          tokens.reasoning += t.reasoning
+          const cost = Prices.cost(table, u.model, t)
+          if (cost === undefined) unpriced.push(u.model)
+          else usd += cost
+        }
+        const status: Job.Status =
+          row.finished_at !== null
+            ? row.cancel_requested_at !== null
+              ? "cancelled"
+              : "finished"
+            : row.cancel_requested_at !== null
+              ? "cancelling"
+              : row.started_at !== null
+                ? "running"
+                : "planned"
+        return new Job.Snapshot({
+          id: row.id,
+          status,
+          created_at: row.created_at,
+          finished_at: row.finished_at,
+          inputs: JSON.parse(row.inputs) as Array<string>,
+          output: row.output,
+          models: JSON.parse(row.models) as Array<string>,
+          shards: (yield* store.shards(row.id)).length,
+          round: row.round,
+          requests,
+          batches,
+          tokens,
+          cost: { usd: Math.round(usd * 1e6) / 1e6, unpriced, prices: table.date },
+          last_error: row.last_error
+        })
+      })
+
+    const status = (id: string) => Effect.flatMap(rowOf(id), snapshot)
+
+    const watch = (id: string, options?: { readonly interval?: Duration.DurationInput | undefined }) =>
+      Stream.repeatEffectWithSchedule(status(id), Schedule.spaced(options?.interval ?? "1 second")).pipe(
+        Stream.changesWith((a, b) => JSON.stringify(a) === JSON.stringify(b)),
+        Stream.takeUntil((s) => s.isDone)
+      )
+
+    const start = (id: string) =>
+      Effect.flatMap(rowOf(id), () =>
+        Flow.JobWorkflow.execute({ jobId: id }, { discard: true }).pipe(Effect.provide(engine), Effect.asVoid)
+      )
+
+    const finished = (id: string) =>
+      Effect.flatMap(status(id), (s) =>
+        s.isDone ? Effect.succeed(s) : Effect.fail(new JobNotFinished({ id, status: s.status }))
+      )
+
+    const resultsJsonl = (id: string) =>
+      Stream.unwrap(
+        Effect.map(finished(id), () =>
+          Store.pages((after, limit) => store.resultPage(id, after, limit)).pipe(
+            Stream.mapChunks((rows) => {
+              let text = ""
+              for (const r of rows) {
+                // the record is a JSON object: `attempts` goes in before its closing brace
+                text +=
+                  r.record === null
+                    ? `${JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code: "no_result", message: "no result was recorded" }, attempts: 0 })}\n`
+                    : `${r.record.slice(0, -1)},"attempts":${r.attempts ?? 0}}\n`
+              }
+              return Chunk.of(encoder.encode(text))
+            })
+          )
+        )
+      )
+
+    const decodeLine = (line: string) => JSON.parse(line) as ResultLine
+
+    return {
+      plan,
+      submit,
+      start,
+      await: (id, options) =>
+        Effect.map(Stream.runLast(watch(id, options)), (last) => Option.getOrThrow(last)),
+      status,
+      list: Effect.flatMap(store.jobs, (rows) => Effect.forEach(rows, snapshot)),
+      watch,
+      cancel: (id) =>
+        Effect.gen(function* () {
+          yield* rowOf(id)
+          yield* store.requestCancel(id, yield* Clock.currentTimeMillis)
+          return yield* status(id)
+        }),
+      results: (id) => resultsJsonl(id).pipe(Stream.decodeText(), Stream.splitLines, Stream.map(decodeLine)),
+      resultsJsonl,
+      output: (id) => Effect.map(rowOf(id), (row) => Option.fromNullable(row.output)),
+      setOutput: (id, output) => Effect.asVoid(Effect.zipRight(rowOf(id), store.setOutput(id, output)))
+    } satisfies Service
+  }
+)
+
+/**
+ * The `Jobs` service with the job workflow registered on the engine. Needs the engine
+ * (`ClusterWorkflowEngine` on SQL storage, or `WorkflowEngine.layerMemory` in tests), a
+ * `SqlClient` for the store, and the batch services the workflow's steps call.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<
+  Jobs,
+  SqlError.SqlError,
+  WorkflowEngine.WorkflowEngine | SqlClient.SqlClient | BatchService.BatchService | FileService.FileService
+> = Layer.mergeAll(Layer.effect(Jobs, make), Flow.layer).pipe(Layer.provide(Store.layer))

@@ -1,0 +1,592 @@
+/**
+ * A job as a durable workflow. Each step that touches the API is an activity whose result the
+ * engine records, so a process that dies anywhere picks up where it was: a replay skips what was
+ * done, and the activity that was running when it died runs again, finding in the store (and,
+ * for creates, on the API through the idempotency key) what it had already done.
+ *
+ *   StartJob
+ *   for each round (0, then one per retry):
+ *     PlanRound/r                     the round's shards (round 0: planned at submit)
+ *     loop:
+ *       WatchBatches/r/c              list pages over the batches in flight; requeues refused ones
+ *       CollectResults/<batch>        each batch that ended: its results into the store
+ *       SubmitShards/r/c              upload and create the shards that are due and admitted
+ *       (or CancelBatches/r/c         once the job is to be cancelled)
+ *       wait (DurableClock)
+ *   FinishJob                         the summary
+ */
+import { BatchLine, BatchService, FileService } from "@batchkit/core"
+import * as Activity from "@effect/workflow/Activity"
+import * as DurableClock from "@effect/workflow/DurableClock"
+import * as Workflow from "@effect/workflow/Workflow"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as Job from "../Job.js"
+import * as Planner from "../Planner.js"
+import { Store, type BatchRow, type JobStore, type ShardRow } from "./store.js"
+
+/**
+ * @since 0.1.0
+ */
+export const JobWorkflow = Workflow.make({
+  name: "BatchkitJob",
+  payload: { jobId: Schema.String },
+  success: Schema.Void,
+  idempotencyKey: ({ jobId }) => jobId
+})
+
+/** A failure an activity cannot get past: the job stays resumable. */
+export class JobFailure extends Schema.TaggedError<JobFailure>("@batchkit/jobs/JobFailure")("JobFailure", {
+  message: Schema.String
+}) {}
+
+const failure = (what: string) => (e: { readonly message?: string } & object) =>
+  new JobFailure({ message: `${what}: ${"_tag" in e ? `${String(e._tag)}: ` : ""}${e.message ?? String(e)}` })
+
+const terminal = new Set(["completed", "failed", "expired", "cancelled"])
+
+/** Backoff for a shard the API refused over the enqueued-token limit: 30 s doubling to 5 minutes. */
+export const requeueDelay = (requeues: number) => Math.min(30_000 * 2 ** Math.max(0, requeues - 1), 300_000)
+
+/** Shards whose batch fails validation for another reason get this many more tries. */
+const maxValidationRequeues = 3
+
+const View = Schema.Struct({
+  /** Batches that ended after running, to collect. */
+  ended: Schema.Array(Schema.String),
+  /** Shards to upload and create now: name and attempt. */
+  due: Schema.Array(Schema.Struct({ shard: Schema.String, attempt: Schema.Number })),
+  cancel: Schema.Boolean,
+  roundDone: Schema.Boolean,
+  /** How long to wait before the next look. */
+  wait: Schema.Number
+})
+type View = typeof View.Type
+
+const jobOf = (store: JobStore, jobId: string) =>
+  Effect.flatMap(
+    store.job(jobId),
+    Option.match({
+      onNone: () => Effect.fail(new JobFailure({ message: `no job ${jobId} in the store` })),
+      onSome: Effect.succeed
+    })
+  )
+
+const optionsOf = (row: { readonly options: string }) =>
+  Schema.decodeUnknownSync(Job.ResolvedOptions)(JSON.parse(row.options))
+
+/** What a retry round is for: the outcomes worth sending again. */
+export const isRetryable = (o: BatchLine.Outcome, jobCancelled: boolean): boolean => {
+  switch (o._tag) {
+    case "Expired":
+      return true
+    case "Cancelled":
+      return !jobCancelled
+    case "Failed":
+      return o.statusCode === 408 || o.statusCode === 429 || o.statusCode >= 500
+    default:
+      return false
+  }
+}
+
+// ---- the activities' work ----------------------------------------------------------------
+
+const planRound = (store: JobStore, jobId: string, round: number) =>
+  Effect.gen(function* () {
+    const existing = yield* store.shards(jobId, round)
+    if (existing.length > 0 || round === 0) return existing.length
+    const row = yield* jobOf(store, jobId)
+    if (row.cancel_requested_at !== null) return 0
+    const options = optionsOf(row)
+    // requests whose outcome is worth another try, and those that got none, cut into new shards
+    const sharder = Planner.sharder(options, `r${round}s`)
+    const members = new Map<string, Array<number>>()
+    yield* Stream.runForEachChunk(
+      Stream.fromEffect(Effect.void).pipe(Stream.flatMap(() => requestPages(store, jobId))),
+      (chunk) =>
+        Effect.sync(() => {
+          for (const r of chunk) {
+            if (r.outcome !== null && r.retryable !== 1) continue
+            if ((r.attempts ?? 0) > options.retries) continue
+            const shard = sharder.add({
+              url: r.url,
+              model: r.model,
+              bytes: r.bytes,
+              tokens: r.tokens,
+              embeddingInputs: r.embedding_inputs
+            })
+            const list = members.get(shard)
+            if (list === undefined) members.set(shard, [r.idx])
+            else list.push(r.idx)
+          }
+        })
+    )
+    const shards = sharder.shards()
+    yield* store.transaction(
+      Effect.gen(function* () {
+        for (const [shard, idxs] of members) yield* store.assignShard(jobId, shard, idxs)
+        yield* store.insertShards(jobId, round, shards)
+        yield* store.setRound(jobId, round)
+      })
+    )
+    return shards.length
+  })
+
+const requestPages = (store: JobStore, jobId: string) => {
+  const page = (after: number) => store.requestPage(jobId, after, 5000)
+  return Stream.paginateChunkEffect(-1, (after) =>
+    Effect.map(
+      page(after),
+      (rows) =>
+        [
+          Chunk.unsafeFromArray(rows as Array<(typeof rows)[number]>),
+          rows.length === 5000 ? Option.some(rows.at(-1)!.idx) : Option.none()
+        ] as const
+    )
+  )
+}
+
+const adaptive = { initial: 1000, max: 60_000, factor: 1.5 }
+
+const watchBatches = (store: JobStore, jobId: string, round: number, previousWait: number) =>
+  Effect.gen(function* () {
+    const batches = yield* BatchService.BatchService
+    const now = yield* Clock.currentTimeMillis
+    const row = yield* jobOf(store, jobId)
+    const options = optionsOf(row)
+    const cancel = row.cancel_requested_at !== null
+    const shards = yield* store.shards(jobId, round)
+    const rows = yield* store.batches(jobId)
+    const current = new Map<string, BatchRow>()
+    for (const b of rows) {
+      const shard = shards.find((s) => s.shard === b.shard)
+      if (shard !== undefined && b.attempt === shard.attempt) current.set(b.shard, b)
+    }
+    const inFlight = [...current.values()].filter((b) => b.batch_id !== null && !terminal.has(b.status ?? ""))
+    let changed = false
+    // one look at every batch in flight, through list pages
+    if (inFlight.length > 0) {
+      const oldest = Math.min(...inFlight.map((b) => Math.floor((b.created_at ?? now) / 1000)))
+      const seen = yield* batches
+        .snapshots(
+          inFlight.map((b) => b.batch_id!),
+          { oldest }
+        )
+        .pipe(Effect.mapError(failure("watching the job's batches")))
+      for (const b of seen.batches) {
+        const before = inFlight.find((r) => r.batch_id === b.id)!
+        const counts = b.request_counts
+        if (
+          before.status !== b.status ||
+          before.completed !== (counts?.completed ?? 0) ||
+          before.failed !== (counts?.failed ?? 0)
+        )
+          changed = true
+        const error = b.errors?.data?.[0]
+        yield* store.updateBatch(jobId, b.id, {
+          status: b.status,
+          completed: counts?.completed ?? 0,
+          failed: counts?.failed ?? 0,
+          total: counts?.total ?? 0,
+          ran: b.in_progress_at != null || b.status === "completed" ? 1 : 0,
+          error_code: error?.code ?? null,
+          error_message: error?.message ?? null
+        })
+        if (b.status === "failed") {
+          // it never ran: the shard goes back to the queue (a new attempt), after a back-off
+          // when the API refused it over the enqueued-token limit
+          const shard = shards.find((s) => s.shard === before.shard)!
+          const tokenLimited = error?.code === "token_limit_exceeded"
+          yield* store.transaction(
+            Effect.gen(function* () {
+              yield* store.updateBatch(jobId, b.id, { collected: 1 })
+              if (!tokenLimited && shard.requeues >= maxValidationRequeues) {
+                yield* failShard(
+                  store,
+                  jobId,
+                  shard,
+                  error?.code ?? "batch_failed",
+                  error?.message ?? "the batch failed"
+                )
+                return
+              }
+              yield* store.updateShard(jobId, shard.shard, {
+                state: cancel ? "ended" : "queued",
+                attempt: shard.attempt + 1,
+                requeues: shard.requeues + 1,
+                not_before: now + (tokenLimited ? requeueDelay(shard.requeues + 1) : 0)
+              })
+            })
+          )
+        }
+      }
+    }
+    const after = yield* store.batches(jobId)
+    const ended = after
+      .filter(
+        (b) =>
+          b.batch_id !== null &&
+          b.collected === 0 &&
+          (b.status === "completed" || b.status === "expired" || b.status === "cancelled")
+      )
+      .map((b) => b.batch_id!)
+    const shardsNow = yield* store.shards(jobId, round)
+    let due: Array<{ shard: string; attempt: number }> = []
+    let nextDue = Number.POSITIVE_INFINITY
+    if (cancel) {
+      // what has not been sent will not be
+      for (const s of shardsNow.filter((s) => s.state === "queued")) {
+        yield* store.updateShard(jobId, s.shard, { state: "ended" })
+        changed = true
+      }
+    } else {
+      // admission: a shard goes while its model's estimated enqueued tokens, with it, fit
+      const held = new Map<string, number>()
+      for (const s of shardsNow)
+        if (s.state === "submitted") held.set(s.model, (held.get(s.model) ?? 0) + s.tokens)
+      for (const s of shardsNow) {
+        if (s.state !== "queued") continue
+        if (s.not_before > now) {
+          nextDue = Math.min(nextDue, s.not_before)
+          continue
+        }
+        const limit = Job.tokenLimit(options, s.model)
+        const holding = held.get(s.model) ?? 0
+        if (limit !== undefined && holding > 0 && holding + s.tokens > limit) continue
+        held.set(s.model, holding + s.tokens)
+        due.push({ shard: s.shard, attempt: s.attempt })
+      }
+    }
+    if (due.length > 0 || ended.length > 0) changed = true
+    const roundDone = shardsNow.every((s) => s.state === "ended") && ended.length === 0 && due.length === 0
+    const grown = changed ? adaptive.initial : Math.min(previousWait * adaptive.factor, adaptive.max)
+    const wait = Math.max(0, Math.min(grown, nextDue - now))
+    due = due.slice(0, 1000)
+    return { ended, due, cancel, roundDone, wait: Math.round(wait) } satisfies View
+  })
+
+/** Gives every request of a shard that will not run again a final `errored` result. */
+const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string, message: string) =>
+  Effect.gen(function* () {
+    const ids = yield* store.shardIds(jobId, shard.shard)
+    const before = new Map(
+      (yield* store.results(
+        jobId,
+        ids.map((r) => r.idx)
+      )).map((r) => [r.idx, r.attempts])
+    )
+    yield* store.upsertResults(
+      jobId,
+      ids.map((r) => ({
+        idx: r.idx,
+        custom_id: r.custom_id,
+        outcome: "errored",
+        retryable: 0,
+        attempts: before.get(r.idx) ?? 0,
+        record: JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code, message } }),
+        input_tokens: 0,
+        cached_tokens: 0,
+        output_tokens: 0,
+        reasoning_tokens: 0
+      }))
+    )
+    yield* store.updateShard(jobId, shard.shard, { state: "ended" })
+  })
+
+const collectResults = (store: JobStore, jobId: string, batchId: string) =>
+  Effect.gen(function* () {
+    const files = yield* FileService.FileService
+    const batches = yield* BatchService.BatchService
+    const row = (yield* store.batches(jobId)).find((b) => b.batch_id === batchId)
+    if (row === undefined || row.collected === 1) return
+    const job = yield* jobOf(store, jobId)
+    const cancelled = job.cancel_requested_at !== null
+    const batch = yield* batches.retrieve(batchId).pipe(Effect.mapError(failure(`retrieving ${batchId}`)))
+    const ids = yield* store.shardIds(jobId, row.shard)
+    const idxOf = new Map(ids.map((r) => [r.custom_id, r.idx]))
+    const earlier = new Map(
+      (yield* store.results(
+        jobId,
+        ids.map((r) => r.idx)
+      )).map((r) => [r.idx, r.attempts])
+    )
+    const shard = (yield* store.shards(jobId)).find((s) => s.shard === row.shard)!
+    const results: Array<Parameters<JobStore["upsertResults"]>[1][number]> = []
+    const usage = { input: 0, cached: 0, output: 0, reasoning: 0 }
+    // the output and error files are read at once: they expire on the API's side
+    yield* files.results(batch).pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.sync(() => {
+          for (const o of chunk) {
+            const idx = idxOf.get(o.customId)
+            if (idx === undefined) continue
+            const tokens =
+              o._tag === "Succeeded"
+                ? BatchLine.tokenUsage(o.body)
+                : { input: 0, cached: 0, output: 0, reasoning: 0 }
+            usage.input += tokens.input
+            usage.cached += tokens.cached
+            usage.output += tokens.output
+            usage.reasoning += tokens.reasoning
+            results.push({
+              idx,
+              custom_id: o.customId,
+              outcome: BatchLine.outcomeName(o),
+              retryable: isRetryable(o, cancelled) ? 1 : 0,
+              // the batch ran: every request it held took one attempt, finished or not
+              attempts: (earlier.get(idx) ?? 0) + 1,
+              record: JSON.stringify(BatchLine.toResultRecord(o)),
+              input_tokens: tokens.input,
+              cached_tokens: tokens.cached,
+              output_tokens: tokens.output,
+              reasoning_tokens: tokens.reasoning
+            })
+          }
+        })
+      ),
+      Effect.mapError(failure(`reading the results of ${batchId}`))
+    )
+    yield* store.transaction(
+      Effect.gen(function* () {
+        yield* store.upsertResults(jobId, results)
+        yield* store.addUsage(jobId, shard.model, usage)
+        yield* store.updateBatch(jobId, batchId, { collected: 1, status: batch.status })
+        yield* store.updateShard(jobId, row.shard, { state: "ended" })
+      })
+    )
+  })
+
+/** The name a shard attempt's input file is uploaded under. */
+export const shardFilename = (jobId: string, shard: string, attempt: number) =>
+  `batchkit_${jobId}_${shard}_a${attempt}.jsonl`
+
+const encoder = new TextEncoder()
+
+const submitShard = (
+  store: JobStore,
+  jobId: string,
+  options: Job.ResolvedOptions,
+  shard: ShardRow,
+  attempt: number
+) =>
+  Effect.gen(function* () {
+    const files = yield* FileService.FileService
+    const batches = yield* BatchService.BatchService
+    const existing = yield* store.batch(jobId, shard.shard, attempt)
+    if (Option.isSome(existing) && existing.value.batch_id !== null) {
+      yield* store.updateShard(jobId, shard.shard, { state: "submitted" })
+      return
+    }
+    const filename = shardFilename(jobId, shard.shard, attempt)
+    let fileId = Option.isSome(existing) ? existing.value.file_id : null
+    let sentBefore = Option.isSome(existing) ? (existing.value.create_started_at ?? undefined) : undefined
+    if (fileId === null) {
+      // an earlier run may have uploaded it and died before noting so: the newest files say
+      const recent = yield* files
+        .list({ purpose: "batch", order: "desc", limit: 100 })
+        .pipe(Effect.mapError(failure("listing recent files")))
+      const found = recent.data.find((f) => f.filename === filename)
+      if (found !== undefined) fileId = found.id
+      else {
+        const lines = Stream.paginateChunkEffect(-1, (after) =>
+          Effect.map(
+            store.sql<{
+              readonly idx: number
+              readonly line: string
+            }>`SELECT idx, line FROM batchkit_requests WHERE job_id = ${jobId} AND shard = ${shard.shard} AND idx > ${after} ORDER BY idx LIMIT 5000`,
+            (rows) =>
+              [
+                Chunk.of(encoder.encode(rows.map((r) => `${r.line}\n`).join(""))),
+                rows.length === 5000 ? Option.some(rows.at(-1)!.idx) : Option.none()
+              ] as const
+          )
+        )
+        const uploaded = yield* files
+          .upload({ filename, stream: lines }, { purpose: "batch" })
+          .pipe(Effect.mapError(failure(`uploading ${filename}`)))
+        fileId = uploaded.id
+      }
+      const at = yield* Clock.currentTimeMillis
+      yield* store.recordUpload(jobId, shard.shard, attempt, fileId, at)
+      sentBefore = undefined
+    }
+    const createdAt = yield* Clock.currentTimeMillis
+    const batch = yield* batches
+      .create(
+        {
+          input_file_id: fileId,
+          endpoint: shard.url as `/v1/${string}`,
+          metadata: { ...options.metadata, batchkit_job: jobId, batchkit_shard: `${shard.shard}/${attempt}` }
+        },
+        {
+          idempotencyKey: `${jobId}/${shard.shard}/${attempt}`,
+          ...(sentBefore !== undefined ? { sentBefore } : {})
+        }
+      )
+      .pipe(Effect.mapError(failure(`creating the batch of ${filename}`)))
+    yield* store.transaction(
+      Effect.gen(function* () {
+        yield* store.recordBatch(jobId, shard.shard, attempt, batch.id, batch.status, createdAt)
+        yield* store.updateShard(jobId, shard.shard, { state: "submitted" })
+      })
+    )
+  })
+
+const submitShards = (store: JobStore, jobId: string, due: View["due"]) =>
+  Effect.gen(function* () {
+    const options = optionsOf(yield* jobOf(store, jobId))
+    const shards = yield* store.shards(jobId)
+    yield* Effect.forEach(
+      due,
+      ({ shard, attempt }) =>
+        submitShard(store, jobId, options, shards.find((s) => s.shard === shard)!, attempt),
+      { concurrency: options.concurrency, discard: true }
+    )
+  })
+
+const cancelBatches = (store: JobStore, jobId: string) =>
+  Effect.gen(function* () {
+    const batches = yield* BatchService.BatchService
+    const running = (yield* store.batches(jobId)).filter(
+      (b) => b.batch_id !== null && !terminal.has(b.status ?? "") && b.status !== "cancelling"
+    )
+    yield* Effect.forEach(
+      running,
+      (b) =>
+        batches.cancel(b.batch_id!).pipe(
+          // one that ended meanwhile is fine: its results are collected all the same
+          Effect.catchTag("Conflict", () => Effect.void),
+          Effect.mapError(failure(`cancelling ${b.batch_id}`))
+        ),
+      { concurrency: 8, discard: true }
+    )
+  })
+
+const finishJob = (store: JobStore, jobId: string) =>
+  Effect.gen(function* () {
+    const row = yield* jobOf(store, jobId)
+    if (row.finished_at !== null) return
+    const cancelled = row.cancel_requested_at !== null
+    // every request gets a line: those that never got a result say why
+    const missing: Array<Parameters<JobStore["upsertResults"]>[1][number]> = []
+    yield* Stream.runForEachChunk(requestPages(store, jobId), (chunk) =>
+      Effect.sync(() => {
+        for (const r of chunk) {
+          if (r.outcome !== null) continue
+          const [outcome, code, message] = cancelled
+            ? ["cancelled", "job_cancelled", "the job was cancelled before this request ran"]
+            : ["errored", "no_result", "no result came back for this request after every retry"]
+          missing.push({
+            idx: r.idx,
+            custom_id: r.custom_id,
+            outcome,
+            retryable: 0,
+            attempts: r.attempts ?? 0,
+            record: JSON.stringify({ custom_id: r.custom_id, outcome, error: { code, message } }),
+            input_tokens: 0,
+            cached_tokens: 0,
+            output_tokens: 0,
+            reasoning_tokens: 0
+          })
+        }
+      })
+    )
+    const now = yield* Clock.currentTimeMillis
+    yield* store.transaction(
+      Effect.gen(function* () {
+        yield* store.upsertResults(jobId, missing)
+        yield* store.finish(jobId, now, JSON.stringify({ cancelled }))
+      })
+    )
+  })
+
+// ---- the workflow --------------------------------------------------------------------------
+
+/** How a step that fails is tried again: 1 s doubling to 5 minutes, for as long as it takes. */
+const stepRetry = Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("5 minutes")))
+
+/**
+ * A step as an activity. A step that fails (the network, the API) is tried again until it passes,
+ * with the failure noted on the job for whoever watches it: the job never ends because of one; a
+ * process that gives up leaves it resumable.
+ */
+const activity = <A, I>(
+  store: JobStore,
+  jobId: string,
+  name: string,
+  success: Schema.Schema<A, I>,
+  execute: Effect.Effect<A, unknown, Store | BatchService.BatchService | FileService.FileService>
+) => {
+  let failed = false
+  return Activity.make({
+    name,
+    success,
+    execute: execute.pipe(
+      Effect.tapError((e) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          failed = true
+          const message = e instanceof JobFailure ? e.message : failure(name)(e as object).message
+          return store.setError(jobId, message, now).pipe(Effect.ignore)
+        })
+      ),
+      Effect.retry(stepRetry),
+      // the schedule never ends: a failure does not come out
+      Effect.orDie,
+      Effect.tap(() => (failed ? store.setError(jobId, null, null).pipe(Effect.ignore) : Effect.void))
+    )
+  })
+}
+
+/**
+ * The workflow's body, given the services its activities use.
+ *
+ * @since 0.1.0
+ */
+export const layer = JobWorkflow.toLayer(
+  Effect.fn(function* ({ jobId }) {
+    const store = yield* Store
+    const step = <A, I>(
+      name: string,
+      success: Schema.Schema<A, I>,
+      execute: Parameters<typeof activity<A, I>>[4]
+    ) => activity(store, jobId, name, success, execute)
+    const retries = yield* step(
+      "StartJob",
+      Schema.Number,
+      Effect.gen(function* () {
+        const row = yield* jobOf(store, jobId)
+        yield* store.markStarted(jobId, yield* Clock.currentTimeMillis)
+        return optionsOf(row).retries
+      })
+    )
+    let cancelled = false
+    for (let round = 0; round <= retries && !cancelled; round++) {
+      const shards = yield* step(`PlanRound/${round}`, Schema.Number, planRound(store, jobId, round))
+      if (shards === 0) break
+      let wait = adaptive.initial
+      for (let cycle = 0; ; cycle++) {
+        const view = yield* step(
+          `WatchBatches/${round}/${cycle}`,
+          View,
+          watchBatches(store, jobId, round, wait)
+        )
+        for (const batchId of view.ended)
+          yield* step(`CollectResults/${batchId}`, Schema.Void, collectResults(store, jobId, batchId))
+        cancelled = view.cancel
+        if (view.cancel)
+          yield* step(`CancelBatches/${round}/${cycle}`, Schema.Void, cancelBatches(store, jobId))
+        else if (view.due.length > 0)
+          yield* step(`SubmitShards/${round}/${cycle}`, Schema.Void, submitShards(store, jobId, view.due))
+        if (view.roundDone) break
+        wait = view.wait
+        if (wait > 0) yield* DurableClock.sleep({ name: `Wait/${round}/${cycle}`, duration: wait })
+      }
+    }
+    yield* step("FinishJob", Schema.Void, finishJob(store, jobId))
+  })
+)
