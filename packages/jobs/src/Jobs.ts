@@ -23,7 +23,7 @@
  * })
  * ```
  */
-import { BatchLine, type BatchService, type FileService } from "@batchkit/core"
+import type { BatchLine, BatchService, FileService } from "@batchkit/core"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import type * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
@@ -31,7 +31,7 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
