@@ -20,6 +20,8 @@ await build({
   minify: true,
   legalComments: "none",
   logLevel: "warning",
+  // a native addon: installed beside the bundle as the package's one dependency
+  external: ["better-sqlite3"],
   define: { BATCHKIT_VERSION: JSON.stringify(version) },
   // a few dependencies still call require(); give the ES module one
   banner: {

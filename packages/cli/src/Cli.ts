@@ -4,6 +4,9 @@
  */
 import { type Batch, type BatchError, BatchFile, BatchLine, BatchService, FileService } from "@batchkit/core"
 import type { Emulator } from "@batchkit/node"
+import type { Jobs } from "@batchkit/jobs"
+import type * as NodeJobs from "@batchkit/node/NodeJobs"
+import type * as SqlError from "@effect/sql/SqlError"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -46,6 +49,7 @@ import {
   writeFileAtomically,
   writeStdout
 } from "./Output.js"
+import { jobCommands, jobs, run as runJob } from "./JobsCli.js"
 import * as Progress from "./Progress.js"
 import * as Results from "./Results.js"
 
@@ -620,7 +624,19 @@ const description = "The OpenAI Batch API from the terminal"
 
 const command = Command.make("batchkit").pipe(
   Command.withDescription(description),
-  Command.withSubcommands([create, retrieve, list, cancel, watch, submit, results, files, emulator])
+  Command.withSubcommands([
+    create,
+    retrieve,
+    list,
+    cancel,
+    watch,
+    submit,
+    results,
+    runJob,
+    jobs,
+    files,
+    emulator
+  ])
 )
 
 /** Every command by its path, for the help pages (`Help.ts`). */
@@ -632,6 +648,14 @@ export const commands: ReadonlyArray<{
   { path: ["submit"], command: submit },
   { path: ["watch"], command: watch },
   { path: ["results"], command: results },
+  { path: ["run"], command: runJob },
+  { path: ["jobs"], command: jobs },
+  { path: ["jobs", "list"], command: jobCommands.jobsList },
+  { path: ["jobs", "status"], command: jobCommands.jobsStatus },
+  { path: ["jobs", "watch"], command: jobCommands.jobsWatch },
+  { path: ["jobs", "resume"], command: jobCommands.jobsResume },
+  { path: ["jobs", "cancel"], command: jobCommands.jobsCancel },
+  { path: ["jobs", "results"], command: jobCommands.jobsResults },
   { path: ["create"], command: create },
   { path: ["retrieve"], command: retrieve },
   { path: ["list"], command: list },
@@ -685,7 +709,15 @@ export const normalizeArgs = (args: ReadonlyArray<string>): ReadonlyArray<string
 }
 
 /** Everything a command can fail with, each mapped to its exit code by `Exit.report`. */
-export type CliError = BatchError.BatchError | UsageError | LocalError | Emulator.ListenError
+export type CliError =
+  | BatchError.BatchError
+  | UsageError
+  | LocalError
+  | Emulator.ListenError
+  | SqlError.SqlError
+  | NodeJobs.EngineBusy
+  | Jobs.JobNotFound
+  | Jobs.JobNotFinished
 
 /** Runs the CLI on a full `process.argv`. */
 export const run: (

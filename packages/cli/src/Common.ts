@@ -195,56 +195,58 @@ export const node = Effect.promise(() => import("@batchkit/node"))
  * Provides both services from the common options. Everything wrong with them is bad usage,
  * found before any request: a missing key, a base URL that is not one, negative retries.
  */
+/**
+ * The client's configuration from the common options. Everything wrong with them is bad usage,
+ * found before any request: a missing key, a base URL that is not one, negative retries.
+ */
+export const batchConfig = (options: Common): Effect.Effect<BatchConfig.Options, UsageError> =>
+  Effect.suspend(() => {
+    const apiKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
+    if (Option.isNone(apiKey)) {
+      return Effect.fail(
+        new UsageError({
+          message: "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...) or pass --api-key"
+        })
+      )
+    }
+    if (options.maxRetries < 0)
+      return Effect.fail(new UsageError({ message: "--max-retries must be 0 or more" }))
+    // an empty OPENAI_BASE_URL means "not set", as it does for the official SDKs
+    const baseUrl = options.baseUrl.trim() === "" ? BatchConfig.defaultBaseUrl : options.baseUrl.trim()
+    try {
+      const url = new URL(baseUrl)
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http")
+    } catch {
+      return Effect.fail(new UsageError({ message: `--base-url: '${baseUrl}' is not an http(s) URL` }))
+    }
+    return Effect.succeed({
+      apiKey: apiKey.value,
+      baseUrl,
+      organization: Option.getOrUndefined(options.organization),
+      project: Option.getOrUndefined(options.project),
+      maxRetries: options.maxRetries,
+      timeout: Option.getOrUndefined(options.timeout)
+    })
+  })
+
+/** Provides both services from the common options (see {@link batchConfig}). */
 export const withServices =
   (options: Common) =>
   <A, E, R>(
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | UsageError, Exclude<R, BatchService.BatchService | FileService.FileService>> =>
-    Effect.suspend(
-      (): Effect.Effect<
-        A,
-        E | UsageError,
-        Exclude<R, BatchService.BatchService | FileService.FileService>
-      > => {
-        const apiKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
-        if (Option.isNone(apiKey)) {
-          return Effect.fail(
-            new UsageError({
-              message: "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...) or pass --api-key"
-            })
-          )
-        }
-        if (options.maxRetries < 0)
-          return Effect.fail(new UsageError({ message: "--max-retries must be 0 or more" }))
-        // an empty OPENAI_BASE_URL means "not set", as it does for the official SDKs
-        const baseUrl = options.baseUrl.trim() === "" ? BatchConfig.defaultBaseUrl : options.baseUrl.trim()
-        try {
-          const url = new URL(baseUrl)
-          if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http")
-        } catch {
-          return Effect.fail(new UsageError({ message: `--base-url: '${baseUrl}' is not an http(s) URL` }))
-        }
-        const layer = Layer.unwrapEffect(
-          Effect.map(node, ({ NodeBatch }) =>
-            NodeBatch.layer({
-              apiKey: apiKey.value,
-              baseUrl,
-              organization: Option.getOrUndefined(options.organization),
-              project: Option.getOrUndefined(options.project),
-              maxRetries: options.maxRetries,
-              timeout: Option.getOrUndefined(options.timeout)
-            })
-          )
-        )
-        return Effect.provide(effect, layer).pipe(Effect.mapError((e) => withUrlHint(e, baseUrl)))
-      }
+    Effect.flatMap(batchConfig(options), (config) =>
+      Effect.provide(
+        effect,
+        Layer.unwrapEffect(Effect.map(node, ({ NodeBatch }) => NodeBatch.layer(config)))
+      ).pipe(Effect.mapError((e) => withUrlHint(e, config.baseUrl ?? BatchConfig.defaultBaseUrl)))
     )
 
 /**
  * A 404 for an unknown URL (not an unknown batch or file) usually means a base URL without its
  * `/v1`: the error says so, with the URL to try.
  */
-const withUrlHint = <E>(error: E, baseUrl: string): E => {
+export const withUrlHint = <E>(error: E, baseUrl: string): E => {
   if (!(error instanceof BatchError.NotFound) || !error.message.startsWith("Invalid URL")) return error
   const path = new URL(baseUrl).pathname.replace(/\/+$/, "")
   if (path.endsWith("/v1")) return error

@@ -10,7 +10,8 @@ export class UsageError extends Data.TaggedError("UsageError")<{ readonly messag
 type Reportable =
   | BatchError.BatchError
   | UsageError
-  | { readonly _tag: "LocalError" | "ListenError"; readonly message: string }
+  | { readonly _tag: "LocalError" | "ListenError" | "SqlError" | "EngineBusy"; readonly message: string }
+  | { readonly _tag: "JobNotFound" | "JobNotFinished"; readonly message: string }
 
 /** What went wrong, in a few words (status, type, code and message; or the error's kind). */
 export const describeError = (error: Reportable): string => report(error, false).line.replace(/^error: /, "")
@@ -23,7 +24,12 @@ export const report = (
   error: Reportable,
   json: boolean
 ): { readonly code: number; readonly line: string } => {
-  if (error._tag === "UsageError" || error._tag === "InvalidRequest") {
+  if (
+    error._tag === "UsageError" ||
+    error._tag === "InvalidRequest" ||
+    error._tag === "JobNotFound" ||
+    error._tag === "JobNotFinished"
+  ) {
     const param = error._tag === "InvalidRequest" ? error.field : null
     return {
       code: exitCodes.usage,

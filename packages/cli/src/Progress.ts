@@ -3,6 +3,7 @@
  * file or CI gets one line per change, never escape codes).
  */
 import type { Batch } from "@batchkit/core"
+import type { Job } from "@batchkit/jobs"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -113,3 +114,72 @@ export const uploadProgress = (size: number | undefined, live: boolean) => {
     done: () => process.stderr.write("\n")
   }
 }
+
+/** A job in one line: done/total, failed, batches by status, rate, ETA, tokens and cost so far. */
+export const jobLine = (s: Job.Snapshot, startedAt: number, now: number, rate: number | undefined) => {
+  const r = s.requests
+  const done = r.total - r.pending
+  const bad = r.failed + r.expired + r.cancelled + r.errored
+  const batches = Object.entries(s.batches)
+    .map(([k, n]) => `${n} ${k}`)
+    .join(", ")
+  const parts = [
+    `job ${s.id}`,
+    s.status.padEnd(10),
+    `${done}/${r.total}${bad > 0 ? ` (${bad} not succeeded)` : ""}`
+  ]
+  if (batches !== "") parts.push(`batches: ${batches}`)
+  if (rate !== undefined && rate > 0) parts.push(`${rate.toFixed(1)} req/s`)
+  parts.push(`elapsed ${clock(now - startedAt)}`)
+  if (rate !== undefined && rate > 0 && s.status === "running" && r.pending > 0)
+    parts.push(`ETA ${clock((r.pending / rate) * 1000)}`)
+  if (s.tokens.input + s.tokens.output > 0)
+    parts.push(`tokens ${s.tokens.input}/${s.tokens.output}`, `$${s.cost.usd.toFixed(4)}`)
+  return parts.join("  ")
+}
+
+/** Progress of a job: as `tracker`, fed with job snapshots. */
+export const jobTracker = (
+  live: boolean
+): Effect.Effect<
+  {
+    readonly update: (s: Job.Snapshot) => Effect.Effect<void>
+    readonly note: (message: string) => Effect.Effect<void>
+    readonly done: Effect.Effect<void>
+  },
+  never,
+  Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const startedAt = Date.now()
+    let last: Job.Snapshot | undefined
+    let first: { at: number; done: number } | undefined
+    let rate: number | undefined
+    const draw = () => {
+      if (last === undefined) return
+      const line = jobLine(last, startedAt, Date.now(), rate)
+      process.stderr.write(live ? `\r\x1b[2K${line}` : `${new Date().toISOString().slice(0, 19)}Z ${line}\n`)
+    }
+    if (live) yield* Effect.forkScoped(Effect.repeat(Effect.sync(draw), Schedule.spaced("1 second")))
+    return {
+      update: (s) =>
+        Effect.sync(() => {
+          const done = s.requests.total - s.requests.pending
+          if (first === undefined && s.status === "running") first = { at: Date.now(), done }
+          else if (first !== undefined && Date.now() > first.at)
+            rate = ((done - first.done) * 1000) / (Date.now() - first.at)
+          last = s
+          draw()
+        }),
+      note: (message) =>
+        Effect.sync(() => {
+          process.stderr.write(
+            live ? `\r\x1b[2K${message}\n` : `${new Date().toISOString().slice(0, 19)}Z ${message}\n`
+          )
+          if (live) draw()
+        }),
+      done: Effect.sync(() => {
+        if (live && last !== undefined) process.stderr.write("\n")
+      })
+    }
+  })

@@ -121,8 +121,13 @@ export interface Service {
     inputs: ReadonlyArray<Planner.Input<E, R>>,
     options?: SubmitOptions
   ) => Effect.Effect<Submitted, Planner.PlanError | SqlError.SqlError | E, R>
-  /** Starts the job's workflow, or resumes it; returns at once. */
-  readonly start: (id: string) => Effect.Effect<void, JobNotFound | SqlError.SqlError>
+  /**
+   * Starts the job's workflow on the engine in the context, or resumes it there; returns at once.
+   * The engine's process runs it (with `layerWorkflow` registered there).
+   */
+  readonly start: (
+    id: string
+  ) => Effect.Effect<void, JobNotFound | SqlError.SqlError, WorkflowEngine.WorkflowEngine>
   /** The job once it has finished or been cancelled. */
   readonly await: (
     id: string,
@@ -241,234 +246,239 @@ const zeroTokens = { input: 0, cached: 0, output: 0, reasoning: 0 }
 const encoder = new TextEncoder()
 
 /**
- * Builds the service from the store and the workflow engine (where the job workflow is
- * registered by {@link layer}).
+ * Builds the service from the store. It reads and writes the store only: running jobs is the
+ * engine's, where {@link layerWorkflow} registers the job workflow.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Service, never, Store.Store | WorkflowEngine.WorkflowEngine> = Effect.gen(
-  function* () {
-    const store = yield* Store.Store
-    const engine = yield* Effect.context<WorkflowEngine.WorkflowEngine>()
+export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(function* () {
+  const store = yield* Store.Store
 
-    const plan = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options?: Job.Options) =>
-      Planner.plan(inputs, { options: Job.resolve(options) })
+  const plan = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options?: Job.Options) =>
+    Planner.plan(inputs, { options: Job.resolve(options) })
 
-    const rowOf = (id: string) =>
-      Effect.flatMap(
-        store.job(id),
-        Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })
-      )
+  const rowOf = (id: string) =>
+    Effect.flatMap(
+      store.job(id),
+      Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })
+    )
 
-    const submit = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options: SubmitOptions = {}) =>
-      Effect.gen(function* () {
-        const resolved = { ...Job.resolve(options), ...(options.prices ? { prices: options.prices } : {}) }
-        const id = newJobId()
-        const hash = fingerprinter()
-        return yield* store
-          .transaction(
-            Effect.gen(function* () {
-              const planned = yield* Planner.plan(
-                inputs.map((input) => ({ name: input.name, bytes: hash.tap(input.bytes, input.name) })),
-                { options: resolved, onRequests: (rows) => Effect.orDie(store.insertRequests(id, rows)) }
-              )
-              const fingerprint = yield* hash.done(JSON.stringify(Job.resolve(options)))
-              if (options.new !== true) {
-                const existing = yield* store.findUnfinished(fingerprint)
-                if (Option.isSome(existing)) return yield* Effect.fail(new Reuse({ id: existing.value.id }))
-              }
-              yield* store.insertShards(id, 0, planned.shards)
-              yield* store.insertJob({
-                id,
-                created_at: yield* Clock.currentTimeMillis,
-                fingerprint,
-                inputs: JSON.stringify(inputs.map((i) => i.name)),
-                output: options.output ?? null,
-                options: JSON.stringify(resolved),
-                requests: planned.requests,
-                models: JSON.stringify(planned.models)
-              })
-              return { id, resumed: false, plan: planned } satisfies Submitted
-            })
-          )
-          .pipe(
-            // the rows of the plan are rolled back; the job that had these inputs is the one
-            Effect.catchIf(
-              (e): e is Reuse => e instanceof Reuse,
-              (reuse) =>
-                Effect.gen(function* () {
-                  const row = yield* Effect.orDie(rowOf(reuse.id))
-                  if (options.output !== undefined && row.output !== options.output)
-                    yield* store.setOutput(reuse.id, options.output)
-                  const shards = yield* store.shards(reuse.id, 0)
-                  return {
-                    id: Job.JobId.make(reuse.id),
-                    resumed: true,
-                    plan: {
-                      requests: row.requests,
-                      bytes: shards.reduce((n, s) => n + s.bytes, 0),
-                      shards: shards.map((s) => ({
-                        shard: s.shard,
-                        url: s.url,
-                        model: s.model,
-                        requests: s.requests,
-                        bytes: s.bytes,
-                        tokens: s.tokens
-                      })),
-                      models: JSON.parse(row.models) as Array<string>
-                    }
-                  } satisfies Submitted
-                })
+  const submit = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options: SubmitOptions = {}) =>
+    Effect.gen(function* () {
+      const resolved = { ...Job.resolve(options), ...(options.prices ? { prices: options.prices } : {}) }
+      const id = newJobId()
+      const hash = fingerprinter()
+      return yield* store
+        .transaction(
+          Effect.gen(function* () {
+            const planned = yield* Planner.plan(
+              inputs.map((input) => ({ name: input.name, bytes: hash.tap(input.bytes, input.name) })),
+              { options: resolved, onRequests: (rows) => Effect.orDie(store.insertRequests(id, rows)) }
             )
-          )
-      })
-
-    const snapshot = (row: Store.JobRow) =>
-      Effect.gen(function* () {
-        const options = JSON.parse(row.options) as { readonly prices?: Prices.Table }
-        const table = options.prices ?? Prices.batch2026
-        const counts = yield* store.outcomeCounts(row.id)
-        const requests = {
-          total: row.requests,
-          succeeded: 0,
-          failed: 0,
-          expired: 0,
-          cancelled: 0,
-          errored: 0,
-          pending: 0
-        }
-        let done = 0
-        for (const c of counts) {
-          const n = Number(c.n)
-          if ((outcomes as ReadonlyArray<string>).includes(c.outcome))
-            requests[c.outcome as (typeof outcomes)[number]] += n
-          done += n
-        }
-        requests.pending = Math.max(0, row.requests - done)
-        const batches: Record<string, number> = {}
-        for (const b of yield* store.batches(row.id)) {
-          const status = b.batch_id === null ? "uploading" : (b.status ?? "validating")
-          batches[status] = (batches[status] ?? 0) + 1
-        }
-        const tokens = { ...zeroTokens }
-        let usd = 0
-        const unpriced: Array<string> = []
-        for (const u of yield* store.usage(row.id)) {
-          const t = {
-            input: Number(u.input_tokens),
-            cached: Number(u.cached_tokens),
-            output: Number(u.output_tokens),
-            reasoning: Number(u.reasoning_tokens)
-          }
-          tokens.input += t.input
-          tokens.cached += t.cached
-          tokens.output += t.output
-          tokens.reasoning += t.reasoning
-          const cost = Prices.cost(table, u.model, t)
-          if (cost === undefined) unpriced.push(u.model)
-          else usd += cost
-        }
-        const status: Job.Status =
-          row.finished_at !== null
-            ? row.cancel_requested_at !== null
-              ? "cancelled"
-              : "finished"
-            : row.cancel_requested_at !== null
-              ? "cancelling"
-              : row.started_at !== null
-                ? "running"
-                : "planned"
-        return new Job.Snapshot({
-          id: row.id,
-          status,
-          created_at: row.created_at,
-          finished_at: row.finished_at,
-          inputs: JSON.parse(row.inputs) as Array<string>,
-          output: row.output,
-          models: JSON.parse(row.models) as Array<string>,
-          shards: (yield* store.shards(row.id)).length,
-          round: row.round,
-          requests,
-          batches,
-          tokens,
-          cost: { usd: Math.round(usd * 1e6) / 1e6, unpriced, prices: table.date },
-          last_error: row.last_error
-        })
-      })
-
-    const status = (id: string) => Effect.flatMap(rowOf(id), snapshot)
-
-    const watch = (id: string, options?: { readonly interval?: Duration.DurationInput | undefined }) =>
-      Stream.repeatEffectWithSchedule(status(id), Schedule.spaced(options?.interval ?? "1 second")).pipe(
-        Stream.changesWith((a, b) => JSON.stringify(a) === JSON.stringify(b)),
-        Stream.takeUntil((s) => s.isDone)
-      )
-
-    const start = (id: string) =>
-      Effect.flatMap(rowOf(id), () =>
-        Flow.JobWorkflow.execute({ jobId: id }, { discard: true }).pipe(Effect.provide(engine), Effect.asVoid)
-      )
-
-    const finished = (id: string) =>
-      Effect.flatMap(status(id), (s) =>
-        s.isDone ? Effect.succeed(s) : Effect.fail(new JobNotFinished({ id, status: s.status }))
-      )
-
-    const resultsJsonl = (id: string) =>
-      Stream.unwrap(
-        Effect.map(finished(id), () =>
-          Store.pages((after, limit) => store.resultPage(id, after, limit)).pipe(
-            Stream.mapChunks((rows) => {
-              let text = ""
-              for (const r of rows) {
-                // the record is a JSON object: `attempts` goes in before its closing brace
-                text +=
-                  r.record === null
-                    ? `${JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code: "no_result", message: "no result was recorded" }, attempts: 0 })}\n`
-                    : `${r.record.slice(0, -1)},"attempts":${r.attempts ?? 0}}\n`
-              }
-              return Chunk.of(encoder.encode(text))
+            const fingerprint = yield* hash.done(JSON.stringify(Job.resolve(options)))
+            if (options.new !== true) {
+              const existing = yield* store.findUnfinished(fingerprint)
+              if (Option.isSome(existing)) return yield* Effect.fail(new Reuse({ id: existing.value.id }))
+            }
+            yield* store.insertShards(id, 0, planned.shards)
+            yield* store.insertJob({
+              id,
+              created_at: yield* Clock.currentTimeMillis,
+              fingerprint,
+              inputs: JSON.stringify(inputs.map((i) => i.name)),
+              output: options.output ?? null,
+              options: JSON.stringify(resolved),
+              requests: planned.requests,
+              models: JSON.stringify(planned.models)
             })
+            return { id, resumed: false, plan: planned } satisfies Submitted
+          })
+        )
+        .pipe(
+          // the rows of the plan are rolled back; the job that had these inputs is the one
+          Effect.catchIf(
+            (e): e is Reuse => e instanceof Reuse,
+            (reuse) =>
+              Effect.gen(function* () {
+                const row = yield* Effect.orDie(rowOf(reuse.id))
+                if (options.output !== undefined && row.output !== options.output)
+                  yield* store.setOutput(reuse.id, options.output)
+                const shards = yield* store.shards(reuse.id, 0)
+                return {
+                  id: Job.JobId.make(reuse.id),
+                  resumed: true,
+                  plan: {
+                    requests: row.requests,
+                    bytes: shards.reduce((n, s) => n + s.bytes, 0),
+                    shards: shards.map((s) => ({
+                      shard: s.shard,
+                      url: s.url,
+                      model: s.model,
+                      requests: s.requests,
+                      bytes: s.bytes,
+                      tokens: s.tokens
+                    })),
+                    models: JSON.parse(row.models) as Array<string>
+                  }
+                } satisfies Submitted
+              })
           )
         )
+    })
+
+  const snapshot = (row: Store.JobRow) =>
+    Effect.gen(function* () {
+      const options = JSON.parse(row.options) as { readonly prices?: Prices.Table }
+      const table = options.prices ?? Prices.batch2026
+      const counts = yield* store.outcomeCounts(row.id)
+      const requests = {
+        total: row.requests,
+        succeeded: 0,
+        failed: 0,
+        expired: 0,
+        cancelled: 0,
+        errored: 0,
+        pending: 0
+      }
+      let done = 0
+      for (const c of counts) {
+        const n = Number(c.n)
+        if ((outcomes as ReadonlyArray<string>).includes(c.outcome))
+          requests[c.outcome as (typeof outcomes)[number]] += n
+        done += n
+      }
+      requests.pending = Math.max(0, row.requests - done)
+      const batches: Record<string, number> = {}
+      for (const b of yield* store.batches(row.id)) {
+        const status = b.batch_id === null ? "uploading" : (b.status ?? "validating")
+        batches[status] = (batches[status] ?? 0) + 1
+      }
+      const tokens = { ...zeroTokens }
+      let usd = 0
+      const unpriced: Array<string> = []
+      for (const u of yield* store.usage(row.id)) {
+        const t = {
+          input: Number(u.input_tokens),
+          cached: Number(u.cached_tokens),
+          output: Number(u.output_tokens),
+          reasoning: Number(u.reasoning_tokens)
+        }
+        tokens.input += t.input
+        tokens.cached += t.cached
+        tokens.output += t.output
+        tokens.reasoning += t.reasoning
+        const cost = Prices.cost(table, u.model, t)
+        if (cost === undefined) unpriced.push(u.model)
+        else usd += cost
+      }
+      const status: Job.Status =
+        row.finished_at !== null
+          ? row.cancel_requested_at !== null
+            ? "cancelled"
+            : "finished"
+          : row.cancel_requested_at !== null
+            ? "cancelling"
+            : row.started_at !== null
+              ? "running"
+              : "planned"
+      return new Job.Snapshot({
+        id: row.id,
+        status,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+        inputs: JSON.parse(row.inputs) as Array<string>,
+        output: row.output,
+        models: JSON.parse(row.models) as Array<string>,
+        shards: (yield* store.shards(row.id)).length,
+        round: row.round,
+        requests,
+        batches,
+        tokens,
+        cost: { usd: Math.round(usd * 1e6) / 1e6, unpriced, prices: table.date },
+        last_error: row.last_error
+      })
+    })
+
+  const status = (id: string) => Effect.flatMap(rowOf(id), snapshot)
+
+  const watch = (id: string, options?: { readonly interval?: Duration.DurationInput | undefined }) =>
+    Stream.repeatEffectWithSchedule(status(id), Schedule.spaced(options?.interval ?? "1 second")).pipe(
+      Stream.changesWith((a, b) => JSON.stringify(a) === JSON.stringify(b)),
+      Stream.takeUntil((s) => s.isDone)
+    )
+
+  const start = (id: string) =>
+    Effect.flatMap(rowOf(id), () => Effect.asVoid(Flow.JobWorkflow.execute({ jobId: id }, { discard: true })))
+
+  const finished = (id: string) =>
+    Effect.flatMap(status(id), (s) =>
+      s.isDone ? Effect.succeed(s) : Effect.fail(new JobNotFinished({ id, status: s.status }))
+    )
+
+  const resultsJsonl = (id: string) =>
+    Stream.unwrap(
+      Effect.map(finished(id), () =>
+        Store.pages((after, limit) => store.resultPage(id, after, limit)).pipe(
+          Stream.mapChunks((rows) => {
+            let text = ""
+            for (const r of rows) {
+              // the record is a JSON object: `attempts` goes in before its closing brace
+              text +=
+                r.record === null
+                  ? `${JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code: "no_result", message: "no result was recorded" }, attempts: 0 })}\n`
+                  : `${r.record.slice(0, -1)},"attempts":${r.attempts ?? 0}}\n`
+            }
+            return Chunk.of(encoder.encode(text))
+          })
+        )
       )
+    )
 
-    const decodeLine = (line: string) => JSON.parse(line) as ResultLine
+  const decodeLine = (line: string) => JSON.parse(line) as ResultLine
 
-    return {
-      plan,
-      submit,
-      start,
-      await: (id, options) =>
-        Effect.map(Stream.runLast(watch(id, options)), (last) => Option.getOrThrow(last)),
-      status,
-      list: Effect.flatMap(store.jobs, (rows) => Effect.forEach(rows, snapshot)),
-      watch,
-      cancel: (id) =>
-        Effect.gen(function* () {
-          yield* rowOf(id)
-          yield* store.requestCancel(id, yield* Clock.currentTimeMillis)
-          return yield* status(id)
-        }),
-      results: (id) => resultsJsonl(id).pipe(Stream.decodeText(), Stream.splitLines, Stream.map(decodeLine)),
-      resultsJsonl,
-      output: (id) => Effect.map(rowOf(id), (row) => Option.fromNullable(row.output)),
-      setOutput: (id, output) => Effect.asVoid(Effect.zipRight(rowOf(id), store.setOutput(id, output)))
-    } satisfies Service
-  }
-)
+  return {
+    plan,
+    submit,
+    start,
+    await: (id, options) => Effect.map(Stream.runLast(watch(id, options)), (last) => Option.getOrThrow(last)),
+    status,
+    list: Effect.flatMap(store.jobs, (rows) => Effect.forEach(rows, snapshot)),
+    watch,
+    cancel: (id) =>
+      Effect.gen(function* () {
+        yield* rowOf(id)
+        yield* store.requestCancel(id, yield* Clock.currentTimeMillis)
+        return yield* status(id)
+      }),
+    results: (id) => resultsJsonl(id).pipe(Stream.decodeText(), Stream.splitLines, Stream.map(decodeLine)),
+    resultsJsonl,
+    output: (id) => Effect.map(rowOf(id), (row) => Option.fromNullable(row.output)),
+    setOutput: (id, output) => Effect.asVoid(Effect.zipRight(rowOf(id), store.setOutput(id, output)))
+  } satisfies Service
+})
 
 /**
- * The `Jobs` service with the job workflow registered on the engine. Needs the engine
- * (`ClusterWorkflowEngine` on SQL storage, or `WorkflowEngine.layerMemory` in tests), a
- * `SqlClient` for the store, and the batch services the workflow's steps call.
+ * The `Jobs` service over a store (a `SqlClient`: SQLite on one machine, Postgres for runners).
+ * It plans, records, watches, cancels and reads jobs; it runs none by itself.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<
-  Jobs,
+export const layer: Layer.Layer<Jobs, SqlError.SqlError, SqlClient.SqlClient> = Layer.effect(Jobs, make).pipe(
+  Layer.provide(Store.layer)
+)
+
+/**
+ * The job workflow, registered on the engine in the context: the process that has it runs jobs
+ * (`Jobs.start` there, a resumed job, a runner's share). Its steps call the batch services, with
+ * the API key of the process that runs them; the store never holds it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWorkflow: Layer.Layer<
+  never,
   SqlError.SqlError,
   WorkflowEngine.WorkflowEngine | SqlClient.SqlClient | BatchService.BatchService | FileService.FileService
-> = Layer.mergeAll(Layer.effect(Jobs, make), Flow.layer).pipe(Layer.provide(Store.layer))
+> = Flow.layer.pipe(Layer.provide(Store.layer))

@@ -20,7 +20,7 @@ const input = (name: string, from: number, n: number) => ({
 })
 
 const layer = (options: Simulator.Options = {}) =>
-  Jobs.layer.pipe(
+  Layer.mergeAll(Jobs.layer, Jobs.layerWorkflow).pipe(
     Layer.provideMerge(WorkflowEngine.layerMemory),
     Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })),
     Layer.provideMerge(Simulator.layer(options))

@@ -40,13 +40,34 @@ export const JobWorkflow = Workflow.make({
   idempotencyKey: ({ jobId }) => jobId
 })
 
-/** A failure an activity cannot get past: the job stays resumable. */
+/**
+ * A failure a step met. `fatal` when trying again cannot help by itself (a refused key, a
+ * request the API calls bad, a quota): the step is still retried, slowly, so a fixed cause lets
+ * the job go on, but whoever watches the job should stop waiting and say so.
+ */
 export class JobFailure extends Schema.TaggedError<JobFailure>("@batchkit/jobs/JobFailure")("JobFailure", {
-  message: Schema.String
+  message: Schema.String,
+  fatal: Schema.Boolean
 }) {}
 
-const failure = (what: string) => (e: { readonly message?: string } & object) =>
-  new JobFailure({ message: `${what}: ${"_tag" in e ? `${String(e._tag)}: ` : ""}${e.message ?? String(e)}` })
+const fatalTags = new Set([
+  "AuthenticationError",
+  "PermissionDenied",
+  "BadRequest",
+  "NotFound",
+  "InvalidRequest",
+  "ResponseDecodeError"
+])
+
+const failure = (what: string) => (e: object) => {
+  if (e instanceof JobFailure) return e
+  const tag = "_tag" in e ? String(e._tag) : undefined
+  const message = "message" in e ? String(e.message) : String(e)
+  const fatal =
+    (tag !== undefined && fatalTags.has(tag)) ||
+    (tag === "RateLimited" && (e as { readonly isQuota?: boolean }).isQuota === true)
+  return new JobFailure({ message: `${what}: ${tag !== undefined ? `${tag}: ` : ""}${message}`, fatal })
+}
 
 const terminal = new Set(["completed", "failed", "expired", "cancelled"])
 
@@ -72,7 +93,7 @@ const jobOf = (store: JobStore, jobId: string) =>
   Effect.flatMap(
     store.job(jobId),
     Option.match({
-      onNone: () => Effect.fail(new JobFailure({ message: `no job ${jobId} in the store` })),
+      onNone: () => Effect.fail(new JobFailure({ message: `no job ${jobId} in the store`, fatal: true })),
       onSome: Effect.succeed
     })
   )
@@ -127,6 +148,7 @@ const planRound = (store: JobStore, jobId: string, round: number) =>
         })
     )
     const shards = sharder.shards()
+    if (shards.length === 0) return 0
     yield* store.transaction(
       Effect.gen(function* () {
         for (const [shard, idxs] of members) yield* store.assignShard(jobId, shard, idxs)
@@ -530,8 +552,8 @@ const activity = <A, I>(
       Effect.tapError((e) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           failed = true
-          const message = e instanceof JobFailure ? e.message : failure(name)(e as object).message
-          return store.setError(jobId, message, now).pipe(Effect.ignore)
+          const f = failure(name)(e as object)
+          return store.setError(jobId, `${f.fatal ? "fatal: " : ""}${f.message}`, now).pipe(Effect.ignore)
         })
       ),
       Effect.retry(stepRetry),
