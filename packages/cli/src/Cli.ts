@@ -589,7 +589,22 @@ const emulator = Command.make(
       Options.optional,
       Options.withDescription("POST a signed event here when a batch ends, as OpenAI's webhooks do")
     ),
-    webhookSecret: webhookOptions.webhookSecret
+    webhookSecret: webhookOptions.webhookSecret,
+    tokenLimit: Options.text("token-limit").pipe(
+      Options.withPseudoName("MODEL=N"),
+      Options.repeated,
+      Options.withDescription(
+        "an enqueued-token limit for a model: batches over it fail with token_limit_exceeded"
+      )
+    ),
+    transientFailures: Options.float("transient-failures").pipe(
+      Options.withPseudoName("FRACTION"),
+      Options.optional,
+      Options.withDescription(
+        "this fraction of requests fails with a 500 on its first attempt only, e.g. 0.01"
+      )
+    ),
+    completionWindow: durationOption("completion-window", "how long until a batch expires (default 24h)")
   },
   (o) =>
     Effect.gen(function* () {
@@ -604,8 +619,31 @@ const emulator = Command.make(
           })
         )
       }
+      const tokenLimits: Record<string, number> = {}
+      for (const spec of o.tokenLimit) {
+        const m = /^(.+)=(\d+)$/.exec(spec)
+        if (m === null)
+          return yield* Effect.fail(new UsageError({ message: `--token-limit: '${spec}' is not MODEL=N` }))
+        tokenLimits[m[1]!] = Number(m[2])
+      }
+      if (
+        Option.isSome(o.transientFailures) &&
+        !(o.transientFailures.value >= 0 && o.transientFailures.value <= 1)
+      )
+        return yield* Effect.fail(new UsageError({ message: "--transient-failures must be from 0 to 1" }))
       const { Emulator } = yield* node
+      const { Responder } = yield* Effect.promise(() => import("@batchkit/core/testing"))
+      const share = Option.getOrElse(o.transientFailures, () => 0)
       const server = yield* Emulator.serve({
+        enqueuedTokenLimits: tokenLimits,
+        ...(share > 0
+          ? {
+              responder: Responder.transient(
+                (line) => Responder.hash(line.custom_id) % 10_000 < share * 10_000
+              )
+            }
+          : {}),
+        ...(Option.isSome(o.completionWindow) ? { completionWindow: o.completionWindow.value } : {}),
         speed: o.speed,
         port: Option.getOrUndefined(o.port),
         apiKey: Option.getOrUndefined(o.apiKey),

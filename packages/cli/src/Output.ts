@@ -6,7 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
-import { existsSync, statSync } from "node:fs"
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs"
 import { open, rename, unlink } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path"
 import { UsageError } from "./Exit.js"
@@ -103,7 +103,11 @@ export const writeFileAtomically = <E, R>(
   path: string,
   bytes: Stream.Stream<Uint8Array, E, R>
 ): Effect.Effect<void, E | LocalError, R> => {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.partial`)
+  const temp = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.partial`
+  )
+  removeStalePartials(path)
   const local = (what: string) => (cause: unknown) =>
     new LocalError({ message: `${what} ${temp}: ${(cause as Error).message ?? String(cause)}` })
   return Effect.acquireUseRelease(
@@ -132,6 +136,30 @@ export const writeFileAtomically = <E, R>(
               .then(() => unlink(temp).catch(() => undefined))
           )
   )
+}
+
+/**
+ * The partial files a killed process left for `path` (`kill -9` runs no cleanup): those of
+ * processes that are gone. A live one's is its own business.
+ */
+const removeStalePartials = (path: string) => {
+  const prefix = `.${basename(path)}.`
+  let names: Array<string>
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".partial")) continue
+    const pid = Number(name.slice(prefix.length).split(".")[0])
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") rmSync(join(dirname(path), name), { force: true })
+    }
+  }
 }
 
 export const encoder = new TextEncoder()

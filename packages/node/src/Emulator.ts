@@ -46,6 +46,17 @@ export interface Options extends Omit<Simulator.Options, "now" | "stamp"> {
    * at `webhooks.deliver` sign one with the wrong secret (`BadSignature`) or drop it (`Lost`).
    */
   readonly webhooks?: ReadonlyArray<WebhookTarget> | undefined
+  /**
+   * Told of each API request before the simulator acts on it and after (before the answer is
+   * sent): for tests that act at an exact point of a client's work, such as killing it right
+   * after the server made a batch and before the client heard of it.
+   */
+  readonly onRequest?:
+    | ((
+        request: { readonly method: string; readonly path: string },
+        when: "before" | "after"
+      ) => void | Promise<void>)
+    | undefined
   /** Default 0: a free port. */
   readonly port?: number | undefined
   /**
@@ -233,6 +244,8 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
           if (url.pathname.startsWith("/__admin/")) return admin(simulator, req, res, url.pathname, body)
           const headers: Record<string, string> = {}
           for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v
+          const seen = { method: req.method ?? "GET", path: url.pathname }
+          await options.onRequest?.(seen, "before")
           const reply = await Effect.runPromise(
             simulator.handle({
               method: req.method ?? "GET",
@@ -242,6 +255,7 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
               body
             })
           )
+          await options.onRequest?.(seen, "after")
           if (reply._tag === "Reset") return void req.socket.destroy()
           res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.byteLength) })
           if (reply.truncate) {
