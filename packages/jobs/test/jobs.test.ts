@@ -78,4 +78,103 @@ describe("Jobs over the simulator", () => {
       )
     )
   )
+
+  it.effect(
+    "a shard the API refuses over the enqueued-token limit is requeued and goes once capacity frees; not an attempt",
+    () =>
+      Effect.gen(function* () {
+        const jobs = yield* Jobs.Jobs
+        const sim = yield* Simulator.Simulator
+        // each line ≈ 19 tokens: a shard of 50 ≈ 950; two do not fit under 1,500
+        const submitted = yield* jobs.submit([input("a.jsonl", 0, 150)], { maxRequests: 50 })
+        yield* jobs.start(submitted.id)
+        const done = yield* finish(submitted.id)
+        expect(done.requests).toMatchObject({ total: 150, succeeded: 150 })
+        const lines = Chunk.toArray(yield* Stream.runCollect(jobs.results(submitted.id)))
+        expect(lines.every((l) => l.attempts === 1)).toBe(true)
+        const batches = yield* sim.batches
+        const refused = batches.filter((b) => b.status === "failed")
+        expect(refused.length).toBeGreaterThan(0)
+        expect((refused[0]?.errors as { data: Array<{ code: string }> }).data[0]?.code).toBe(
+          "token_limit_exceeded"
+        )
+        expect(batches.filter((b) => b.status === "completed").length).toBe(3)
+        expect(done.batches).toMatchObject({ completed: 3 })
+      }).pipe(Effect.provide(layer({ enqueuedTokenLimits: { "gpt-4o-mini": 1500 } })))
+  )
+
+  it.effect("with maxEnqueuedTokens the shards wait for room and none is refused", () =>
+    Effect.gen(function* () {
+      const jobs = yield* Jobs.Jobs
+      const sim = yield* Simulator.Simulator
+      const submitted = yield* jobs.submit([input("a.jsonl", 0, 150)], {
+        maxRequests: 50,
+        maxEnqueuedTokens: 1500
+      })
+      yield* jobs.start(submitted.id)
+      const done = yield* finish(submitted.id)
+      expect(done.requests.succeeded).toBe(150)
+      expect((yield* sim.batches).map((b) => b.status)).toEqual(["completed", "completed", "completed"])
+    }).pipe(Effect.provide(layer({ enqueuedTokenLimits: { "gpt-4o-mini": 1500 } })))
+  )
+
+  it.effect(
+    "an expired batch's finished results are kept and the rest retried; a job cancelled keeps what came back",
+    () =>
+      Effect.gen(function* () {
+        const jobs = yield* Jobs.Jobs
+        // 300 requests at 10 a second take 30 s: the 20 s window closes on them
+        const expiring = yield* jobs.submit([input("a.jsonl", 0, 300)], { retries: 1 })
+        yield* jobs.start(expiring.id)
+        const done = yield* finish(expiring.id)
+        const lines = Chunk.toArray(yield* Stream.runCollect(jobs.results(expiring.id)))
+        expect(lines.length).toBe(300)
+        expect(lines[0]).toMatchObject({ outcome: "succeeded", attempts: 1 })
+        expect(lines.at(-1)).toMatchObject({ attempts: 2 })
+        expect(done.requests.expired + done.requests.succeeded).toBe(300)
+        expect(done.requests.succeeded).toBeGreaterThan(100)
+      }).pipe(Effect.provide(layer({ completionWindow: "20 seconds", validationDelay: "1 second" })))
+  )
+
+  it.effect(
+    "a cancelled job cancels its batches, keeps their partial results and writes a line per request",
+    () =>
+      Effect.gen(function* () {
+        const jobs = yield* Jobs.Jobs
+        const submitted = yield* jobs.submit([input("a.jsonl", 0, 600)], { maxRequests: 200, concurrency: 1 })
+        yield* jobs.start(submitted.id)
+        yield* TestClock.adjust("15 seconds")
+        yield* jobs.cancel(submitted.id)
+        const done = yield* finish(submitted.id)
+        expect(done.status).toBe("cancelled")
+        const lines = Chunk.toArray(yield* Stream.runCollect(jobs.results(submitted.id)))
+        expect(lines.length).toBe(600)
+        expect(lines.some((l) => l.outcome === "succeeded")).toBe(true)
+        expect(lines.some((l) => l.outcome === "cancelled")).toBe(true)
+        expect(lines.every((l) => l.outcome === "succeeded" || l.outcome === "cancelled")).toBe(true)
+        const sim = yield* Simulator.Simulator
+        expect((yield* sim.batches).every((b) => b.status === "cancelled" || b.status === "completed")).toBe(
+          true
+        )
+      }).pipe(Effect.provide(layer()))
+  )
+
+  it.effect("planning reports every problem with its file and line and records nothing", () =>
+    Effect.gen(function* () {
+      const jobs = yield* Jobs.Jobs
+      const bad = {
+        name: "b.jsonl",
+        bytes: Stream.succeed(new TextEncoder().encode(`${line(1)}\n{oops\n${line(5)}\n`))
+      }
+      const error = yield* Effect.flip(jobs.submit([input("a.jsonl", 0, 3), bad]))
+      expect(error._tag).toBe("PlanError")
+      expect(error.message).toContain(
+        `b.jsonl:1: custom_id "req-1" is used more than once (first at a.jsonl:2)`
+      )
+      expect(error.message).toContain("b.jsonl:2: not valid JSON")
+      expect(yield* jobs.list).toEqual([])
+      const sim = yield* Simulator.Simulator
+      expect(yield* sim.requests).toEqual([])
+    }).pipe(Effect.provide(layer()))
+  )
 })

@@ -33,6 +33,8 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Schedule from "effect/Schedule"
 import { randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
@@ -71,7 +73,19 @@ export const layerSqlite = (path: string = defaultState): Layer.Layer<SqlClient.
  * @category layers
  */
 export const layerEngine: Layer.Layer<WorkflowEngine.WorkflowEngine, never, SqlClient.SqlClient> =
-  ClusterWorkflowEngine.layer.pipe(Layer.provide(SingleRunner.layer({ runnerStorage: "memory" }))) as never
+  ClusterWorkflowEngine.layer.pipe(
+    Layer.provide(
+      SingleRunner.layer({
+        runnerStorage: "memory",
+        shardingConfig: {
+          // a stopping process (Ctrl-C) does not wait on steps: the next one replays them
+          entityTerminationTimeout: "1 second"
+        }
+      })
+    ),
+    // the engine's own notices (runner health and the like) are not the user's business
+    Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
+  ) as never
 
 /**
  * Another process runs the jobs of this store: two engines on one SQLite file would both run the

@@ -63,6 +63,11 @@ export interface ShardRow {
   readonly not_before: number
   /** Resubmissions after `token_limit_exceeded` (they back off) or a failed validation. */
   readonly requeues: number
+  /**
+   * After `token_limit_exceeded`: the tokens its model's other batches held when the API refused
+   * it. It goes again once they hold fewer (capacity freed), or none is running.
+   */
+  readonly held_at_refusal: number
 }
 
 export interface BatchRow {
@@ -142,6 +147,7 @@ const migrations = [
     attempt INTEGER NOT NULL,
     not_before DOUBLE PRECISION NOT NULL,
     requeues INTEGER NOT NULL,
+    held_at_refusal INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, shard)
   )`,
   `CREATE TABLE IF NOT EXISTS batchkit_batches (
@@ -293,7 +299,7 @@ export const make = Effect.gen(function* () {
     updateShard: (
       jobId: string,
       shard: string,
-      fields: Partial<Pick<ShardRow, "state" | "attempt" | "not_before" | "requeues">>
+      fields: Partial<Pick<ShardRow, "state" | "attempt" | "not_before" | "requeues" | "held_at_refusal">>
     ) => sql`UPDATE batchkit_shards SET ${sql.update(fields)} WHERE job_id = ${jobId} AND shard = ${shard}`,
 
     batches: (jobId: string) =>

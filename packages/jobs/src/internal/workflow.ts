@@ -71,8 +71,8 @@ const failure = (what: string) => (e: object) => {
 
 const terminal = new Set(["completed", "failed", "expired", "cancelled"])
 
-/** Backoff for a shard the API refused over the enqueued-token limit: 30 s doubling to 5 minutes. */
-export const requeueDelay = (requeues: number) => Math.min(30_000 * 2 ** Math.max(0, requeues - 1), 300_000)
+/** Back-off for a shard the API refused over the enqueued-token limit: 10 s doubling to 5 minutes. */
+export const requeueDelay = (requeues: number) => Math.min(10_000 * 2 ** Math.max(0, requeues - 1), 300_000)
 
 /** Shards whose batch fails validation for another reason get this many more tries. */
 const maxValidationRequeues = 3
@@ -237,11 +237,15 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
                 )
                 return
               }
+              const held = shards
+                .filter((s) => s.state === "submitted" && s.model === shard.model && s.shard !== shard.shard)
+                .reduce((n, s) => n + s.tokens, 0)
               yield* store.updateShard(jobId, shard.shard, {
                 state: cancel ? "ended" : "queued",
                 attempt: shard.attempt + 1,
                 requeues: shard.requeues + 1,
-                not_before: now + (tokenLimited ? requeueDelay(shard.requeues + 1) : 0)
+                not_before: now + (tokenLimited ? requeueDelay(shard.requeues + 1) : 0),
+                held_at_refusal: tokenLimited ? held : 0
               })
             })
           )
@@ -280,6 +284,8 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
         const limit = Job.tokenLimit(options, s.model)
         const holding = held.get(s.model) ?? 0
         if (limit !== undefined && holding > 0 && holding + s.tokens > limit) continue
+        // refused over the API's limit: again only once its model's batches hold less than then
+        if (s.held_at_refusal > 0 && holding > 0 && holding >= s.held_at_refusal) continue
         held.set(s.model, holding + s.tokens)
         due.push({ shard: s.shard, attempt: s.attempt })
       }

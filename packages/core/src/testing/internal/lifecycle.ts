@@ -90,10 +90,15 @@ export const make = (options: {
   const enqueued = (self: StoredBatch, model: string, at: number): Effect.Effect<number> =>
     Effect.gen(function* () {
       let total = 0
+      let before = true
       for (const other of options.batches()) {
-        if (other === self || other.createdAt + timing.validationMillis > at) continue
+        if (other === self) {
+          before = false
+          continue
+        }
+        if (other.createdAt + timing.validationMillis > at) continue
         // batches validated at the same moment queue in the order they were made
-        if (other.createdAt + timing.validationMillis === at && other.createdAt >= self.createdAt) continue
+        if (other.createdAt + timing.validationMillis === at && !before) continue
         const p = yield* phase(other, at)
         if ((p.status === "in_progress" || p.status === "finalizing") && p.validated?.model === model)
           total += p.validated.tokens
