@@ -95,9 +95,7 @@ describe("Jobs over the simulator", () => {
         const batches = yield* sim.batches
         const refused = batches.filter((b) => b.status === "failed")
         expect(refused.length).toBeGreaterThan(0)
-        expect((refused[0]?.errors as { data: Array<{ code: string }> }).data[0]?.code).toBe(
-          "token_limit_exceeded"
-        )
+        expect(refused[0]?.errors).toMatchObject({ data: [{ code: "token_limit_exceeded" }] })
         expect(batches.filter((b) => b.status === "completed").length).toBe(3)
         expect(done.batches).toMatchObject({ completed: 3 })
       }).pipe(Effect.provide(layer({ enqueuedTokenLimits: { "gpt-4o-mini": 1500 } })))
