@@ -1,4 +1,4 @@
-// Packs @batchkit/core, node and cli into tarballs (`pnpm packs`, after `pnpm build`): how to
+// Packs @batchkit/core, jobs, node and cli into tarballs (`pnpm packs`, after `pnpm build`): how to
 // install batchkit from this repository until the packages are on the registry. Prints the
 // install commands. `scripts/pack-check.mjs` installs the same tarballs in a fresh project.
 import { execFileSync } from "node:child_process"
@@ -11,7 +11,7 @@ const root = new URL("..", import.meta.url).pathname
 export const pack = (destination) => {
   rmSync(destination, { recursive: true, force: true })
   mkdirSync(destination, { recursive: true })
-  for (const pkg of ["core", "node", "cli"])
+  for (const pkg of ["core", "jobs", "node", "cli"])
     execFileSync("pnpm", ["pack", "--pack-destination", destination], {
       cwd: join(root, "packages", pkg),
       stdio: ["ignore", "ignore", "inherit"]
@@ -22,15 +22,17 @@ export const pack = (destination) => {
       destination,
       files.find((f) => f.startsWith(`batchkit-${name}-`))
     )
-  return { core: find("core"), node: find("node"), cli: find("cli") }
+  return { core: find("core"), jobs: find("jobs"), node: find("node"), cli: find("cli") }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const packed = pack(join(root, "packs"))
   const show = (path) => `./${relative(process.cwd(), path)}`
   console.log(`packed into ${show(join(root, "packs"))}:
-  the batchkit command (bundled, needs nothing else):
+  the batchkit command (bundled; it builds better-sqlite3, its one dependency, for jobs):
     npm i -g ${show(packed.cli)}
   the library, in your project:
-    npm i ${show(packed.core)} ${show(packed.node)} effect@3.22.4 @effect/platform@0.97.2 @effect/platform-node@0.108.2`)
+    npm i ${show(packed.core)} ${show(packed.node)} effect@3.22.4 @effect/platform@0.97.2 @effect/platform-node@0.108.2
+  and for jobs:
+    npm i ${show(packed.jobs)} @effect/sql-sqlite-node@0.53.0`)
 }
