@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh clone: set up, start the bundled emulator, submit the example batch
-# (examples/requests.jsonl, 300 requests) with the batchkit CLI, show its progress, and write the
-# results joined by custom_id to examples/out/results.jsonl. Exits with the CLI's exit code.
+# The main job on a fresh clone: set up, start the bundled emulator, run the example requests
+# (examples/requests.jsonl, 300 chat requests) as a job with the batchkit CLI, in batches of at
+# most 100 (three of them), show its progress, and write every result in input order to
+# examples/out/results.jsonl, then the summary. Exits with the CLI's exit code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-pnpm.sh
@@ -20,5 +21,7 @@ url=$(head -n 1 "$url_file")
 
 mkdir -p examples/out
 export OPENAI_API_KEY=sk-demo OPENAI_BASE_URL="$url"
-batchkit submit examples/requests.jsonl --wait --output examples/out/results.jsonl
+# --new: a fresh job each time (the same run again would resume an unfinished one)
+batchkit run examples/requests.jsonl --max-requests 100 --output examples/out/results.jsonl \
+  --state examples/out/state.db --new
 echo "results: examples/out/results.jsonl ($(wc -l <examples/out/results.jsonl) lines)" >&2

@@ -23,6 +23,29 @@ describe("the README's programs", () => {
     })
   }
 
+  it("the job example runs against the emulator: 3 shards, every request back in order", {
+    timeout: 60_000
+  }, async () => {
+    const server = await Emulator.start({ speed: 2000 })
+    try {
+      const cwd = mkdtempSync(join(tmpdir(), "batchkit-job-"))
+      copyFileSync(here("../requests.jsonl"), join(cwd, "requests.jsonl"))
+      const tsx = here("../../node_modules/.bin/tsx")
+      const { stdout, stderr } = await promisify(execFile)(
+        tsx,
+        ["--conditions=@batchkit/source", here("../readme/job.ts")],
+        { cwd, env: { ...process.env, OPENAI_API_KEY: "sk-readme", OPENAI_BASE_URL: server.url } }
+      )
+      const logged = `${stdout}${stderr}`
+      expect(logged).toContain("300 requests in 3 shards")
+      expect(logged).toContain("finished: 300 succeeded")
+      const order = [...logged.matchAll(/message="?(request-\d+) succeeded 1/g)].map((m) => m[1])
+      expect(order).toEqual(Array.from({ length: 300 }, (_, i) => `request-${i + 1}`))
+    } finally {
+      await server.close()
+    }
+  })
+
   it("the quick-start runs against the emulator with OPENAI_BASE_URL", { timeout: 60_000 }, async () => {
     const server = await Emulator.start({ speed: 2000 })
     try {

@@ -353,7 +353,8 @@ describe("watchMany over the simulator", () => {
         const one = yield* batches.snapshots([newer.at(-1)!, old.id])
         expect(one.batches.map((b) => b.id)).toEqual([newer.at(-1), old.id])
         expect([one.listRequests, one.retrieveRequests]).toEqual([1, 1])
-      }).pipe(Effect.provide(Simulator.layer()))
+      }).pipe(Effect.provide(Simulator.layer())),
+    { timeout: 60_000 }
   )
 
   it.effect("'unfinished' watches every batch not yet ended", () =>

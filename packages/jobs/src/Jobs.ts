@@ -128,6 +128,22 @@ export interface Service {
   readonly start: (
     id: string
   ) => Effect.Effect<void, JobNotFound | SqlError.SqlError, WorkflowEngine.WorkflowEngine>
+  /**
+   * Submits the inputs (or finds the unfinished job they make), runs the job on the engine in
+   * the context, and gives it once done.
+   */
+  readonly run: <E, R>(
+    inputs: ReadonlyArray<Planner.Input<E, R>>,
+    options?: SubmitOptions
+  ) => Effect.Effect<
+    Job.Snapshot,
+    Planner.PlanError | JobNotFound | SqlError.SqlError | E,
+    R | WorkflowEngine.WorkflowEngine
+  >
+  /** Goes on with a job where it stopped (a crash, an interrupt, `--detach`), to its end. */
+  readonly resume: (
+    id: string
+  ) => Effect.Effect<Job.Snapshot, JobNotFound | SqlError.SqlError, WorkflowEngine.WorkflowEngine>
   /** The job once it has finished or been cancelled. */
   readonly await: (
     id: string,
@@ -437,11 +453,17 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
 
   const decodeLine = (line: string) => JSON.parse(line) as ResultLine
 
+  const awaitJob = (id: string, options?: { readonly interval?: Duration.DurationInput | undefined }) =>
+    Effect.map(Stream.runLast(watch(id, options)), (last) => Option.getOrThrow(last))
+
   return {
     plan,
     submit,
     start,
-    await: (id, options) => Effect.map(Stream.runLast(watch(id, options)), (last) => Option.getOrThrow(last)),
+    run: (inputs, options) =>
+      Effect.flatMap(submit(inputs, options), ({ id }) => Effect.zipRight(start(id), awaitJob(id))),
+    resume: (id) => Effect.zipRight(start(id), awaitJob(id)),
+    await: awaitJob,
     status,
     list: Effect.flatMap(store.jobs, (rows) => Effect.forEach(rows, snapshot)),
     watch,

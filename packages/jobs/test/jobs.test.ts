@@ -60,9 +60,11 @@ describe("Jobs over the simulator", () => {
   it.effect("retry rounds resend what failed transiently; the results say how many attempts each took", () =>
     Effect.gen(function* () {
       const jobs = yield* Jobs.Jobs
-      const submitted = yield* jobs.submit([input("a.jsonl", 0, 20)])
-      yield* jobs.start(submitted.id)
-      const done = yield* finish(submitted.id)
+      // run: submit, start and await in one
+      const running = yield* Effect.fork(jobs.run([input("a.jsonl", 0, 20)]))
+      for (let i = 0; i < 200 && running.unsafePoll() === null; i++) yield* TestClock.adjust("1 minute")
+      const done = yield* Fiber.join(running)
+      const submitted = { id: done.id }
       expect(done.requests).toMatchObject({ succeeded: 19, failed: 1 })
       const lines = Chunk.toArray(yield* Stream.runCollect(jobs.results(submitted.id)))
       expect(lines.find((l) => l.custom_id === "req-3")).toMatchObject({ outcome: "succeeded", attempts: 2 })

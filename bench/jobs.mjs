@@ -1,0 +1,153 @@
+// pnpm bench --only jobs (or node bench/jobs.mjs [--quick]): jobs at scale.
+//   planning: 1,000,000 lines (about 400 MB) checked and cut into shards, in MB/s and peak RSS growth
+//   a job of 1,000,000 requests end to end against the emulator: wall time and peak RSS of the CLI
+//   the results merge (`batchkit jobs results`): MB/s of the results file written in input order
+// Prints a table and writes bench-results/jobs.json.
+import { execFileSync, spawn } from "node:child_process"
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const quick = process.argv.includes("--quick")
+const lines = quick ? 100_000 : 1_000_000
+const root = fileURLToPath(new URL("..", import.meta.url))
+const cli = join(root, "packages/cli/dist/bin.js")
+const work = mkdtempSync(join(tmpdir(), "batchkit-bench-jobs-"))
+const log = (...a) => console.error(...a)
+process.on("exit", () => rmSync(work, { recursive: true, force: true }))
+
+// ---- the input: chat requests of about 400 bytes a line
+const input = join(work, "input.jsonl")
+{
+  const out = createWriteStream(input)
+  const filler = "Summarise the following passage in one sentence. ".repeat(5)
+  for (let i = 0; i < lines; i += 1000) {
+    let chunk = ""
+    for (let k = i; k < Math.min(lines, i + 1000); k++)
+      chunk += `${JSON.stringify({ custom_id: `req-${k}`, method: "POST", url: "/v1/chat/completions", body: { model: "gpt-4o-mini", max_tokens: 64, messages: [{ role: "user", content: `${filler}#${k}` }] } })}\n`
+    if (!out.write(chunk)) await new Promise((r) => out.once("drain", r))
+  }
+  await new Promise((r) => out.end(r))
+}
+const inputBytes = statSync(input).size
+log(`input: ${lines} lines, ${(inputBytes / 1e6).toFixed(0)} MB`)
+
+/** Runs `args` with node, sampling its RSS: wall seconds and peak RSS growth over node -e 0's. */
+const measure = (args, env = {}) =>
+  new Promise((resolve, reject) => {
+    const start = performance.now()
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    let peak = 0
+    const sample = setInterval(() => {
+      try {
+        const status = execFileSync("cat", [`/proc/${child.pid}/status`], { encoding: "utf8" })
+        const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+        peak = Math.max(peak, hwm)
+      } catch {}
+    }, 100)
+    child.on("close", (code) => {
+      clearInterval(sample)
+      if (code !== 0) reject(new Error(`${args.join(" ")} exited ${code}: ${stderr.slice(-2000)}`))
+      else resolve({ seconds: (performance.now() - start) / 1000, peak, stdout, stderr })
+    })
+  })
+
+const baseline = (await measure(["-e", "setTimeout(() => {}, 300)"])).peak
+log(`node's own RSS: ${(baseline / 1e6).toFixed(0)} MB`)
+
+// ---- planning alone (what `run --dry-run` does): every line checked, the shards cut
+const plan = await measure([cli, "run", input, "--dry-run", "--json"])
+const planned = JSON.parse(plan.stdout)
+const cliBase = (await measure([cli, "jobs", "list", "--state", join(work, "empty.db")])).peak
+const planning = {
+  mbPerSecond: inputBytes / 1e6 / plan.seconds,
+  seconds: plan.seconds,
+  rssGrowthMb: (plan.peak - cliBase) / 1e6,
+  shards: planned.shards.length
+}
+log(
+  `planning: ${planning.seconds.toFixed(2)} s, ${planning.mbPerSecond.toFixed(0)} MB/s, +${planning.rssGrowthMb.toFixed(0)} MB over the CLI's own ${(cliBase / 1e6).toFixed(0)} MB`
+)
+
+// ---- the whole job against the emulator, in a process of its own, as fast as it goes
+const emulator = spawn(process.execPath, [cli, "emulator", "--speed", "1000000", "--api-key", "sk-bench"], {
+  stdio: ["ignore", "pipe", "inherit"]
+})
+process.on("exit", () => emulator.kill())
+const baseUrl = await new Promise((resolve) => {
+  let out = ""
+  emulator.stdout.on("data", (d) => {
+    out += d
+    if (out.includes("\n")) resolve(out.trim())
+  })
+})
+const env = { OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: baseUrl }
+const state = join(work, "state.db")
+const output = join(work, "results.jsonl")
+const job = await measure([cli, "run", input, "--output", output, "--state", state], env)
+const outputBytes = statSync(output).size
+const jobId = /job (job_[a-z0-9]+)/.exec(job.stderr)?.[1]
+const endToEnd = { seconds: job.seconds, peakRssMb: job.peak / 1e6, batches: planned.shards.length }
+log(`end to end: ${endToEnd.seconds.toFixed(1)} s, peak RSS ${endToEnd.peakRssMb.toFixed(0)} MB`)
+
+// ---- the results merge alone: the store's results in input order, to a file
+const merged = await measure([
+  cli,
+  "jobs",
+  "results",
+  jobId,
+  "--output",
+  join(work, "again.jsonl"),
+  "--state",
+  state
+])
+const merge = {
+  mbPerSecond: outputBytes / 1e6 / merged.seconds,
+  seconds: merged.seconds,
+  outputMb: outputBytes / 1e6,
+  peakRssMb: merged.peak / 1e6
+}
+log(
+  `merge: ${merge.outputMb.toFixed(0)} MB in ${merge.seconds.toFixed(2)} s, ${merge.mbPerSecond.toFixed(0)} MB/s`
+)
+
+const rows = [
+  ["case", "figure", "target", "met"],
+  [
+    `planning ${lines} lines (${(inputBytes / 1e6).toFixed(0)} MB)`,
+    `${planning.mbPerSecond.toFixed(0)} MB/s, +${planning.rssGrowthMb.toFixed(0)} MB RSS`,
+    "≥100 MB/s, <150 MB",
+    planning.mbPerSecond >= 100 && planning.rssGrowthMb < 150 ? "yes" : "NO"
+  ],
+  [
+    `job of ${lines} requests end to end`,
+    `${endToEnd.seconds.toFixed(1)} s, ${endToEnd.peakRssMb.toFixed(0)} MB peak RSS`,
+    "<300 MB",
+    endToEnd.peakRssMb < 300 ? "yes" : "NO"
+  ],
+  [
+    `results merge (${merge.outputMb.toFixed(0)} MB)`,
+    `${merge.mbPerSecond.toFixed(0)} MB/s`,
+    "≥100 MB/s",
+    merge.mbPerSecond >= 100 ? "yes" : "NO"
+  ]
+]
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
+for (const [i, r] of rows.entries()) {
+  console.log(`| ${r.map((c, k) => String(c).padEnd(widths[k])).join(" | ")} |`)
+  if (i === 0) console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`)
+}
+mkdirSync(join(root, "bench-results"), { recursive: true })
+writeFileSync(
+  join(root, "bench-results", "jobs.json"),
+  `${JSON.stringify({ date: new Date().toISOString(), lines, inputBytes, planning, endToEnd, merge }, null, 2)}\n`
+)
+process.exit(0)
