@@ -118,8 +118,9 @@ export const uploadProgress = (size: number | undefined, live: boolean) => {
 /** A job in one line: done/total, failed, batches by status, rate, ETA, tokens and cost so far. */
 export const jobLine = (s: Job.Snapshot, startedAt: number, now: number, rate: number | undefined) => {
   const r = s.requests
-  const done = r.total - r.pending
-  const bad = r.failed + r.expired + r.cancelled + r.errored
+  // results collected, and what the batches still running say they have done
+  const done = Math.min(r.total, r.total - r.pending + s.running.completed + s.running.failed)
+  const bad = r.failed + r.expired + r.cancelled + r.errored + s.running.failed
   const batches = Object.entries(s.batches)
     .map(([k, n]) => `${n} ${k}`)
     .join(", ")
@@ -132,7 +133,7 @@ export const jobLine = (s: Job.Snapshot, startedAt: number, now: number, rate: n
   if (rate !== undefined && rate > 0) parts.push(`${rate.toFixed(1)} req/s`)
   parts.push(`elapsed ${clock(now - startedAt)}`)
   if (rate !== undefined && rate > 0 && s.status === "running" && r.pending > 0)
-    parts.push(`ETA ${clock((r.pending / rate) * 1000)}`)
+    parts.push(`ETA ${clock(((r.total - done) / rate) * 1000)}`)
   if (s.tokens.input + s.tokens.output > 0)
     parts.push(`tokens ${s.tokens.input}/${s.tokens.output}`, `$${s.cost.usd.toFixed(4)}`)
   return parts.join("  ")
@@ -164,7 +165,7 @@ export const jobTracker = (
     return {
       update: (s) =>
         Effect.sync(() => {
-          const done = s.requests.total - s.requests.pending
+          const done = s.requests.total - s.requests.pending + s.running.completed + s.running.failed
           if (first === undefined && s.status === "running") first = { at: Date.now(), done }
           else if (first !== undefined && Date.now() > first.at)
             rate = ((done - first.done) * 1000) / (Date.now() - first.at)

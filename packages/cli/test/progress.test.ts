@@ -58,3 +58,38 @@ describe("upload progress", () => {
     }
   })
 })
+
+describe("the job progress line", () => {
+  it("shows done/total (running batches included), what did not succeed, batches by status, rate, ETA, tokens and cost", async () => {
+    const { Job } = await import("@batchkit/jobs")
+    const { jobLine } = await import("../src/Progress.js")
+    const snapshot = new Job.Snapshot({
+      id: "job_1234567890abcdef",
+      status: "running",
+      created_at: 0,
+      finished_at: null,
+      inputs: ["a.jsonl"],
+      output: null,
+      models: ["gpt-4o-mini"],
+      shards: 3,
+      round: 0,
+      requests: {
+        total: 120000,
+        succeeded: 49990,
+        failed: 10,
+        expired: 0,
+        cancelled: 0,
+        errored: 0,
+        pending: 70000
+      },
+      batches: { completed: 1, in_progress: 2 },
+      running: { completed: 20000, failed: 0 },
+      tokens: { input: 1000, cached: 0, output: 500, reasoning: 0 },
+      cost: { usd: 0.25, unpriced: [], prices: "2026-12-02" },
+      last_error: null
+    })
+    expect(jobLine(snapshot, 0, 65_000, 1000)).toBe(
+      "job job_1234567890abcdef  running     70000/120000 (10 not succeeded)  batches: 1 completed, 2 in_progress  1000.0 req/s  elapsed 1:05  ETA 0:50  tokens 1000/500  $0.2500"
+    )
+  })
+})

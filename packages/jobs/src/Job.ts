@@ -207,6 +207,8 @@ export class Snapshot extends Schema.Class<Snapshot>("@batchkit/jobs/Snapshot")(
   requests: RequestCounts,
   /** Batches by their last known status. */
   batches: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** What the batches still running (results not yet collected) report done: their request counts. */
+  running: Schema.Struct({ completed: Schema.Number, failed: Schema.Number }),
   tokens: Tokens,
   cost: Cost,
   /** The failure a step of the job is retrying, while it has not passed. */

@@ -366,9 +366,14 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
       }
       requests.pending = Math.max(0, row.requests - done)
       const batches: Record<string, number> = {}
+      const running = { completed: 0, failed: 0 }
       for (const b of yield* store.batches(row.id)) {
         const status = b.batch_id === null ? "uploading" : (b.status ?? "validating")
         batches[status] = (batches[status] ?? 0) + 1
+        if (b.collected === 0 && b.batch_id !== null) {
+          running.completed += Number(b.completed)
+          running.failed += Number(b.failed)
+        }
       }
       const tokens = { ...zeroTokens }
       let usd = 0
@@ -410,6 +415,7 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
         round: row.round,
         requests,
         batches,
+        running,
         tokens,
         cost: { usd: Math.round(usd * 1e6) / 1e6, unpriced, prices: table.date },
         last_error: row.last_error
