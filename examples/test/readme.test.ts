@@ -39,7 +39,9 @@ describe("the README's programs", () => {
       const logged = `${stdout}${stderr}`
       expect(logged).toContain("300 requests in 3 shards")
       expect(logged).toContain("finished: 300 succeeded")
-      const order = [...logged.matchAll(/message="?(request-\d+) succeeded 1/g)].map((m) => m[1])
+      const order = [...logged.matchAll(/message=(request-\d+) message=succeeded message=1\b/g)].map(
+        (m) => m[1]
+      )
       expect(order).toEqual(Array.from({ length: 300 }, (_, i) => `request-${i + 1}`))
     } finally {
       await server.close()

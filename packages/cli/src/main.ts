@@ -5,6 +5,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { readFileSync } from "node:fs"
 import { commandPaths, normalizeArgs, run } from "./Cli.js"
 import { exitCodes, report } from "./Exit.js"
@@ -56,6 +58,9 @@ if (args.includes("--help") || args.includes("-h")) {
       })
     ),
     Effect.provide(NodeContext.layer),
+    // what the CLI says it writes itself; libraries' log notices (the workflow engine's runner
+    // health and the like) are not for a person at a terminal
+    Logger.withMinimumLogLevel(LogLevel.Error),
     NodeRuntime.runMain({
       disableErrorReporting: true,
       teardown: (exit, onExit) => {

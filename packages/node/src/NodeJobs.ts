@@ -33,8 +33,6 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Schedule from "effect/Schedule"
 import { randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
@@ -82,9 +80,7 @@ export const layerEngine: Layer.Layer<WorkflowEngine.WorkflowEngine, never, SqlC
           entityTerminationTimeout: "1 second"
         }
       })
-    ),
-    // the engine's own notices (runner health and the like) are not the user's business
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
+    )
   ) as never
 
 /**

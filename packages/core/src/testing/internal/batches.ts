@@ -121,7 +121,7 @@ export const make = (options: {
   const view = (batch: StoredBatch, now: number) =>
     Effect.map(lifecycle.settle(batch, now), (p) => {
       const validated = p.validated
-      const n = validated?.lines.length ?? 0
+      const n = validated?.count ?? 0
       const failed = validated?.failedBefore[p.finished] ?? 0
       const problems = validated?.problems ?? []
       return {

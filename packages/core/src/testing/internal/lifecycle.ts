@@ -147,7 +147,7 @@ export const make = (options: {
       if (validated.problems.length > 0) {
         return { status: "failed", validated, finished: 0, at: { ...none, failed_at: validatedAt } }
       }
-      const n = validated.lines.length
+      const n = validated.count
       const allDoneAt = validatedAt + n * perLine
       const completedAt = allDoneAt + timing.finalizingMillis
       const ranBy = (t: number) => Math.max(0, Math.min(n, Math.floor((t - validatedAt) / perLine)))
@@ -244,6 +244,8 @@ export const make = (options: {
     }
     batch.outputFileId = write(out, "output")
     batch.errorFileId = write(err, "error")
+    // the lines and answers live on in the files: a long-running emulator need not keep them twice
+    if (validated !== undefined) batch.validated = { ...validated, lines: [], responses: [] }
     if (counted) {
       batch.usage = {
         input_tokens: input,

@@ -12,6 +12,8 @@ import { decoder } from "./wire.js"
 
 export interface Validated {
   readonly problems: ReadonlyArray<BatchLine.InputProblem | TokenLimitProblem>
+  /** How many requests the batch holds (`lines` is emptied once its files are written). */
+  readonly count: number
   readonly lines: ReadonlyArray<BatchLine.InputLine>
   readonly responses: ReadonlyArray<Responder.Response>
   /** failedBefore[k] = how many of the first k lines failed. */
@@ -55,6 +57,7 @@ export const validate = (content: Uint8Array, endpoint: string, checks: Checks):
     const model = summary.model ?? null
     const refused = (problems: Validated["problems"], tokens = 0): Validated => ({
       problems,
+      count: 0,
       lines: [],
       responses: [],
       failedBefore: new Int32Array(1),
@@ -77,5 +80,5 @@ export const validate = (content: Uint8Array, endpoint: string, checks: Checks):
     responses.forEach((r, i) => {
       failedBefore[i + 1] = (failedBefore[i] ?? 0) + (isOk(r) ? 0 : 1)
     })
-    return { problems: [], lines, responses, failedBefore, model, tokens }
+    return { problems: [], count: lines.length, lines, responses, failedBefore, model, tokens }
   })
