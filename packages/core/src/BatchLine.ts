@@ -410,15 +410,21 @@ export const tokenUsage = (body: unknown): TokenUsage => {
 /**
  * An estimate of the tokens a request puts in the queue (what the API's enqueued-token limits
  * count): the characters of its `body` as JSON / 4, plus the output it may produce
- * (`max_tokens`, `max_completion_tokens` or `max_output_tokens`). It is an estimate, not the
- * API's count; jobs take another in its place.
+ * (`max_tokens`, `max_completion_tokens` or `max_output_tokens`). Given the `line` it was read
+ * from, the body's characters are counted off the line (no re-encoding). It is an estimate, not
+ * the API's count; jobs take another in its place.
  *
  * @since 0.2.0
  * @category validation
  */
-export const estimateTokens = (request: InputLine, text?: string): number => {
+export const estimateTokens = (request: InputLine, line?: string): number => {
   const body = request.body
-  const chars = text === undefined ? JSON.stringify(body).length : text.length
+  // given the line as written, its body is the line less the rest: exact for a compact line
+  // (`{"custom_id":…,"method":"POST","url":…,"body":…}`), a little more for a spaced one
+  const chars =
+    line === undefined
+      ? JSON.stringify(body).length
+      : Math.max(2, line.length - 49 - request.custom_id.length - request.url.length)
   const max = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens
   return Math.ceil(chars / 4) + (typeof max === "number" && max > 0 ? max : 0)
 }

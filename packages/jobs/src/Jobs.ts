@@ -259,8 +259,6 @@ const outcomes = ["succeeded", "failed", "expired", "cancelled", "errored"] as c
 
 const zeroTokens = { input: 0, cached: 0, output: 0, reasoning: 0 }
 
-const encoder = new TextEncoder()
-
 /**
  * Builds the service from the store. It reads and writes the store only: running jobs is the
  * engine's, where {@link layerWorkflow} registers the job workflow.
@@ -440,21 +438,38 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
 
   const resultsJsonl = (id: string) =>
     Stream.unwrap(
-      Effect.map(finished(id), () =>
-        Store.pages((after, limit) => store.resultPage(id, after, limit)).pipe(
-          Stream.mapChunks((rows) => {
-            let text = ""
+      Effect.map(finished(id), (done) => {
+        // a finished job has a line for every request: a gap would be a line lost, so it fails
+        let next = 0
+        return Store.pages((after, limit) => store.resultPage(id, after, limit), 10_000).pipe(
+          Stream.mapChunksEffect((rows) => {
+            let size = 0
             for (const r of rows) {
-              // the record is a JSON object: `attempts` goes in before its closing brace
-              text +=
-                r.record === null
-                  ? `${JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code: "no_result", message: "no result was recorded" }, attempts: 0 })}\n`
-                  : `${r.record.slice(0, -1)},"attempts":${r.attempts ?? 0}}\n`
+              if (r.idx !== next)
+                return Effect.die(new Error(`job ${id}: the store has no result for request ${next}`))
+              next++
+              size += r.record.byteLength
             }
-            return Chunk.of(encoder.encode(text))
-          })
+            // the lines are stored as bytes: one copy into one buffer for the page
+            const out = new Uint8Array(size)
+            let at = 0
+            for (const r of rows) {
+              out.set(r.record, at)
+              at += r.record.byteLength
+            }
+            return Effect.succeed(Chunk.of(out))
+          }),
+          Stream.concat(
+            Stream.suspend(() =>
+              next === done.requests.total
+                ? Stream.empty
+                : Stream.die(
+                    new Error(`job ${id}: the store has ${next} results for ${done.requests.total} requests`)
+                  )
+            )
+          )
         )
-      )
+      })
     )
 
   const decodeLine = (line: string) => JSON.parse(line) as ResultLine

@@ -205,8 +205,8 @@ export const plan = <E, R>(
 ): Effect.Effect<Plan, PlanError | E, R> =>
   Effect.gen(function* () {
     const endpoints = options.endpoints ?? (Batch.KnownEndpoint.literals as ReadonlyArray<string>)
-    const estimate =
-      options.estimateTokens ?? ((request: BatchLine.InputLine) => BatchLine.estimateTokens(request))
+    const estimate = options.estimateTokens ?? BatchLine.estimateTokens
+    const keep = options.onRequests !== undefined
     const problems: Array<Problem> = []
     let count = 0
     const report = (problem: Problem) => {
@@ -273,6 +273,10 @@ export const plan = <E, R>(
           models.add(model)
           bytes += length
           const shard = shards.add({ url: request.url, model, bytes: length, tokens, embeddingInputs })
+          if (!keep) {
+            idx++
+            return
+          }
           pending.push({
             idx: idx++,
             customId: request.custom_id,

@@ -30,6 +30,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
 import type { ConfigError } from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -59,7 +60,13 @@ export const layerSqlite = (path: string = defaultState): Layer.Layer<SqlClient.
     Effect.sync(() => {
       mkdirSync(dirname(resolve(path)), { recursive: true })
       // the configuration is given here, whole: it cannot be missing
-      return Layer.orDie(SqliteClient.layer({ filename: path }))
+      return Layer.orDie(SqliteClient.layer({ filename: path })).pipe(
+        // in WAL mode (the client's), NORMAL keeps every commit through a crash of the process;
+        // only a power loss can take the last ones
+        Layer.tap((context) =>
+          Effect.orDie(Context.get(context, SqlClient.SqlClient).unsafe("PRAGMA synchronous = NORMAL"))
+        )
+      )
     })
   )
 

@@ -38,7 +38,6 @@ export interface JobRow {
 export interface RequestRow {
   readonly idx: number
   readonly custom_id: string
-  readonly line: string
   readonly url: string
   readonly model: string
   readonly bytes: number
@@ -93,8 +92,11 @@ export interface ResultRow {
   readonly outcome: string
   readonly retryable: number
   readonly attempts: number
-  /** The results-file line without `attempts`. */
-  readonly record: string
+  /**
+   * The line of the results file (the record and its `attempts`), UTF-8 with its line end: bytes,
+   * so the results file is written without decoding and encoding each line again.
+   */
+  readonly record: Uint8Array
   readonly input_tokens: number
   readonly cached_tokens: number
   readonly output_tokens: number
@@ -124,7 +126,6 @@ const migrations = [
     job_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
     custom_id TEXT NOT NULL,
-    line TEXT NOT NULL,
     url TEXT NOT NULL,
     model TEXT NOT NULL,
     bytes INTEGER NOT NULL,
@@ -134,6 +135,13 @@ const migrations = [
     PRIMARY KEY (job_id, idx)
   )`,
   `CREATE INDEX IF NOT EXISTS batchkit_requests_shard ON batchkit_requests (job_id, shard)`,
+  // the lines apart: scans of the requests (retry rounds, the end) do not read them
+  `CREATE TABLE IF NOT EXISTS batchkit_lines (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+  )`,
   `CREATE TABLE IF NOT EXISTS batchkit_shards (
     job_id TEXT NOT NULL,
     shard TEXT NOT NULL,
@@ -175,13 +183,15 @@ const migrations = [
     outcome TEXT NOT NULL,
     retryable INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
-    record TEXT NOT NULL,
+    record BLOB NOT NULL,
     input_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
     PRIMARY KEY (job_id, idx)
   )`,
+  // counting outcomes (every status) from the index alone
+  `CREATE INDEX IF NOT EXISTS batchkit_results_outcome ON batchkit_results (job_id, outcome, retryable)`,
   `CREATE TABLE IF NOT EXISTS batchkit_usage (
     job_id TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -215,20 +225,22 @@ export const make = Effect.gen(function* () {
     Effect.forEach(
       chunks(requests),
       (rows) =>
-        sql`INSERT INTO batchkit_requests ${sql.insert(
-          rows.map((r) => ({
-            job_id: jobId,
-            idx: r.idx,
-            custom_id: r.customId,
-            line: r.line,
-            url: r.url,
-            model: r.model,
-            bytes: r.bytes,
-            tokens: r.tokens,
-            embedding_inputs: r.embeddingInputs,
-            shard: r.shard
-          }))
-        )}`,
+        Effect.zipRight(
+          sql`INSERT INTO batchkit_lines ${sql.insert(rows.map((r) => ({ job_id: jobId, idx: r.idx, line: r.line })))}`,
+          sql`INSERT INTO batchkit_requests ${sql.insert(
+            rows.map((r) => ({
+              job_id: jobId,
+              idx: r.idx,
+              custom_id: r.customId,
+              url: r.url,
+              model: r.model,
+              bytes: r.bytes,
+              tokens: r.tokens,
+              embedding_inputs: r.embeddingInputs,
+              shard: r.shard
+            }))
+          )}`
+        ),
       { discard: true }
     )
 
@@ -339,9 +351,6 @@ export const make = Effect.gen(function* () {
     ) =>
       sql`UPDATE batchkit_batches SET ${sql.update(fields)} WHERE job_id = ${jobId} AND batch_id = ${batchId}`,
 
-    /** The requests of one shard, in input order. */
-    shardRequests: (jobId: string, shard: string) =>
-      sql<RequestRow>`SELECT * FROM batchkit_requests WHERE job_id = ${jobId} AND shard = ${shard} ORDER BY idx`,
     /** `idx` and `custom_id` of one shard's requests, for joining its results. */
     shardIds: (jobId: string, shard: string) =>
       sql<{
@@ -427,21 +436,33 @@ export const make = Effect.gen(function* () {
         readonly output_tokens: number
         readonly reasoning_tokens: number
       }>`SELECT model, input_tokens, cached_tokens, output_tokens, reasoning_tokens FROM batchkit_usage WHERE job_id = ${jobId}`,
+    /** The lines of a shard's requests, in input order, after an idx. */
+    shardLines: (jobId: string, shard: string, after: number, limit: number) =>
+      sql<{
+        readonly idx: number
+        readonly line: string
+      }>`SELECT l.idx, l.line FROM batchkit_requests r JOIN batchkit_lines l ON l.job_id = r.job_id AND l.idx = r.idx
+         WHERE r.job_id = ${jobId} AND r.shard = ${shard} AND r.idx > ${after} ORDER BY r.idx LIMIT ${limit}`,
+    /** How many requests have a result, and how many of those are worth another round. */
+    resultCounts: (jobId: string) =>
+      Effect.map(
+        sql<{
+          readonly n: number
+          readonly retryable: number | null
+        }>`SELECT COUNT(*) AS n, SUM(retryable) AS retryable FROM batchkit_results WHERE job_id = ${jobId}`,
+        (rows) => ({ results: Number(rows[0]?.n ?? 0), retryable: Number(rows[0]?.retryable ?? 0) })
+      ),
     outcomeCounts: (jobId: string) =>
       sql<{
         readonly outcome: string
         readonly n: number
       }>`SELECT outcome, COUNT(*) AS n FROM batchkit_results WHERE job_id = ${jobId} GROUP BY outcome`,
-    /** The results file's lines, in input order: `after` an idx, `limit` of them (requests without a result have `record` null). */
+    /** The results file's lines, in input order: `after` an idx, `limit` of them. */
     resultPage: (jobId: string, after: number, limit: number) =>
       sql<{
         readonly idx: number
-        readonly custom_id: string
-        readonly record: string | null
-        readonly attempts: number | null
-      }>`SELECT r.idx, r.custom_id, s.record, s.attempts
-         FROM batchkit_requests r LEFT JOIN batchkit_results s ON s.job_id = r.job_id AND s.idx = r.idx
-         WHERE r.job_id = ${jobId} AND r.idx > ${after} ORDER BY r.idx LIMIT ${limit}`
+        readonly record: Uint8Array
+      }>`SELECT idx, record FROM batchkit_results WHERE job_id = ${jobId} AND idx > ${after} ORDER BY idx LIMIT ${limit}`
   }
 })
 

@@ -101,6 +101,12 @@ const jobOf = (store: JobStore, jobId: string) =>
 const optionsOf = (row: { readonly options: string }) =>
   Schema.decodeUnknownSync(Job.ResolvedOptions)(JSON.parse(row.options))
 
+const lineEncoder = new TextEncoder()
+
+/** A line of the results file, as bytes: the record `batchkit results` writes, and `attempts`. */
+const resultLine = (record: object, attempts: number) =>
+  lineEncoder.encode(`${JSON.stringify(record).slice(0, -1)},"attempts":${attempts}}\n`)
+
 /** What a retry round is for: the outcomes worth sending again. */
 export const isRetryable = (o: BatchLine.Outcome, jobCancelled: boolean): boolean => {
   switch (o._tag) {
@@ -123,6 +129,8 @@ const planRound = (store: JobStore, jobId: string, round: number) =>
     if (existing.length > 0 || round === 0) return existing.length
     const row = yield* jobOf(store, jobId)
     if (row.cancel_requested_at !== null) return 0
+    const counts = yield* store.resultCounts(jobId)
+    if (counts.retryable === 0 && counts.results === row.requests) return 0
     const options = optionsOf(row)
     // requests whose outcome is worth another try, and those that got none, cut into new shards
     const sharder = Planner.sharder(options, `r${round}s`)
@@ -316,7 +324,10 @@ const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string
         outcome: "errored",
         retryable: 0,
         attempts: before.get(r.idx) ?? 0,
-        record: JSON.stringify({ custom_id: r.custom_id, outcome: "errored", error: { code, message } }),
+        record: resultLine(
+          { custom_id: r.custom_id, outcome: "errored", error: { code, message } },
+          before.get(r.idx) ?? 0
+        ),
         input_tokens: 0,
         cached_tokens: 0,
         output_tokens: 0,
@@ -368,7 +379,7 @@ const collectResults = (store: JobStore, jobId: string, batchId: string) =>
               retryable: isRetryable(o, cancelled) ? 1 : 0,
               // the batch ran: every request it held took one attempt, finished or not
               attempts: (earlier.get(idx) ?? 0) + 1,
-              record: JSON.stringify(BatchLine.toResultRecord(o)),
+              record: resultLine(BatchLine.toResultRecord(o), (earlier.get(idx) ?? 0) + 1),
               input_tokens: tokens.input,
               cached_tokens: tokens.cached,
               output_tokens: tokens.output,
@@ -379,6 +390,8 @@ const collectResults = (store: JobStore, jobId: string, batchId: string) =>
       ),
       Effect.mapError(failure(`reading the results of ${batchId}`))
     )
+    // in input order: the store then keeps them in the order the results file reads them
+    results.sort((a, b) => a.idx - b.idx)
     yield* store.transaction(
       Effect.gen(function* () {
         yield* store.upsertResults(jobId, results)
@@ -423,10 +436,7 @@ const submitShard = (
       else {
         const lines = Stream.paginateChunkEffect(-1, (after) =>
           Effect.map(
-            store.sql<{
-              readonly idx: number
-              readonly line: string
-            }>`SELECT idx, line FROM batchkit_requests WHERE job_id = ${jobId} AND shard = ${shard.shard} AND idx > ${after} ORDER BY idx LIMIT 5000`,
+            store.shardLines(jobId, shard.shard, after, 5000),
             (rows) =>
               [
                 Chunk.of(encoder.encode(rows.map((r) => `${r.line}\n`).join(""))),
@@ -502,7 +512,8 @@ const finishJob = (store: JobStore, jobId: string) =>
     const cancelled = row.cancel_requested_at !== null
     // every request gets a line: those that never got a result say why
     const missing: Array<Parameters<JobStore["upsertResults"]>[1][number]> = []
-    yield* Stream.runForEachChunk(requestPages(store, jobId), (chunk) =>
+    const complete = (yield* store.resultCounts(jobId)).results === row.requests
+    yield* Stream.runForEachChunk(complete ? Stream.empty : requestPages(store, jobId), (chunk) =>
       Effect.sync(() => {
         for (const r of chunk) {
           if (r.outcome !== null) continue
@@ -515,7 +526,10 @@ const finishJob = (store: JobStore, jobId: string) =>
             outcome,
             retryable: 0,
             attempts: r.attempts ?? 0,
-            record: JSON.stringify({ custom_id: r.custom_id, outcome, error: { code, message } }),
+            record: resultLine(
+              { custom_id: r.custom_id, outcome, error: { code, message } },
+              r.attempts ?? 0
+            ),
             input_tokens: 0,
             cached_tokens: 0,
             output_tokens: 0,
