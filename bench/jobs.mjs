@@ -3,8 +3,16 @@
 //   a job of 1,000,000 requests end to end against the emulator: wall time and peak RSS of the CLI
 //   the results merge (`batchkit jobs results`): MB/s of the results file written in input order
 // Prints a table and writes bench-results/jobs.json.
-import { execFileSync, spawn } from "node:child_process"
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import {
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -46,9 +54,10 @@ const measure = (args, env = {}) =>
     child.stdout.on("data", (d) => (stdout += d))
     child.stderr.on("data", (d) => (stderr += d))
     let peak = 0
+    // the kernel keeps the peak (VmHWM): reading it now and then is enough
     const sample = setInterval(() => {
       try {
-        const status = execFileSync("cat", [`/proc/${child.pid}/status`], { encoding: "utf8" })
+        const status = readFileSync(`/proc/${child.pid}/status`, "utf8")
         const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
         peak = Math.max(peak, hwm)
       } catch {}

@@ -290,6 +290,12 @@ const run = Command.make("run", runOptions, (o) =>
     const output = Option.isSome(o.output)
       ? Option.some(yield* checkOutputPath(o.output.value))
       : Option.none()
+    if (o.json && Option.isNone(output) && !o.dryRun && !o.detach)
+      return yield* Effect.fail(
+        new UsageError({
+          message: "--json writes the job's snapshots on stdout: give the results a file with --output"
+        })
+      )
     const options = yield* jobOptions(o)
     const { NodeFileSource } = yield* node
     const inputs = paths.map((path) => ({

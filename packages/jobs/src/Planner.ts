@@ -213,8 +213,16 @@ export const plan = <E, R>(
       count++
       if (problems.length < maxKept) problems.push(problem)
     }
-    // where each custom_id first appeared: file index × 2^26 + line, a small integer
-    const seen = new Map<string, number>()
+    // where each custom_id first appeared (file index × 2^26 + line), by a 53-bit hash of it: a
+    // number per request where the strings themselves would cost several times the memory. A
+    // hash seen before is a suspect, checked against the text once the inputs are read.
+    const seen = new Map<number, number>()
+    const suspects: Array<{
+      readonly id: string
+      readonly file: number
+      readonly line: number
+      readonly first: number
+    }> = []
     const checkedUrls = new Set<string>()
     const shards = sharder(options.options, options.shardPrefix)
     const models = new Set<string>()
@@ -237,18 +245,10 @@ export const plan = <E, R>(
       const scanned = yield* BatchLine.scanInput(bytesIn, {
         onProblem: (p) => report({ file: input.name, ...p }),
         onRequest: ({ line, text, request, bytes: length }) => {
-          const first = seen.get(request.custom_id)
-          if (first !== undefined) {
-            const where = `${inputs[Math.floor(first / 2 ** 26)]!.name}:${first % 2 ** 26}`
-            report({
-              file: input.name,
-              line,
-              code: "duplicate_custom_id",
-              message: `custom_id ${JSON.stringify(request.custom_id)} is used more than once (first at ${where})`
-            })
-            return
-          }
-          seen.set(request.custom_id, file * 2 ** 26 + line)
+          const hash = idHash(request.custom_id)
+          const first = seen.get(hash)
+          if (first === undefined) seen.set(hash, file * 2 ** 26 + line)
+          else suspects.push({ id: request.custom_id, file, line, first })
           if (!checkedUrls.has(request.url)) {
             checkedUrls.add(request.url)
             if (!endpoints.includes(request.url))
@@ -294,6 +294,69 @@ export const plan = <E, R>(
         report({ file: input.name, line: null, code: "empty_file", message: "the file holds no requests" })
     }
     yield* flush
-    if (count > 0) return yield* Effect.fail(new PlanError({ problems, count }))
+    const duplicates = suspects.length === 0 ? [] : yield* confirmDuplicates(inputs, suspects)
+    if (count > 0 || duplicates.length > 0) {
+      const all = [
+        ...duplicates.map(({ file, line, id, first }) => ({
+          file: inputs[file]!.name,
+          line,
+          code: "duplicate_custom_id" as const,
+          message: `custom_id ${JSON.stringify(id)} is used more than once (first at ${inputs[Math.floor(first / 2 ** 26)]!.name}:${first % 2 ** 26})`,
+          at: file * 2 ** 26 + line
+        })),
+        ...problems.map((p) => ({
+          ...p,
+          at: inputs.findIndex((i) => i.name === p.file) * 2 ** 26 + (p.line ?? 2 ** 26 - 1)
+        }))
+      ].sort((a, b) => a.at - b.at)
+      return yield* Effect.fail(
+        new PlanError({
+          problems: all.slice(0, maxKept).map(({ at: _, ...p }) => p),
+          count: count + duplicates.length
+        })
+      )
+    }
     return { requests: idx, bytes, shards: shards.shards(), models: [...models] }
+  })
+
+/** A 53-bit hash of a string: two 32-bit FNV-1a variants, 32 + 21 bits of them. */
+const idHash = (s: string): number => {
+  let a = 0x811c9dc5
+  let b = 0x9747b28c
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995)
+    b ^= b >>> 13
+  }
+  return (a >>> 0) * 2 ** 21 + ((b >>> 0) >>> 11)
+}
+
+/**
+ * The suspects that are duplicates indeed: a second pass over the inputs reads the custom_id at
+ * each first place a suspect's hash was seen. (Two different ids with one hash, one chance in
+ * 2^53 a pair, are not.) The pass runs only when the first one found suspects.
+ */
+const confirmDuplicates = <E, R>(
+  inputs: ReadonlyArray<Input<E, R>>,
+  suspects: ReadonlyArray<{
+    readonly id: string
+    readonly file: number
+    readonly line: number
+    readonly first: number
+  }>
+) =>
+  Effect.gen(function* () {
+    const wanted = new Set(suspects.map((s) => s.first))
+    const idAt = new Map<number, string>()
+    for (let file = 0; file < inputs.length; file++) {
+      yield* BatchLine.scanInput(inputs[file]!.bytes, {
+        onProblem: () => {},
+        onRequest: ({ line, request }) => {
+          const at = file * 2 ** 26 + line
+          if (wanted.has(at)) idAt.set(at, request.custom_id)
+        }
+      })
+    }
+    return suspects.filter((s) => idAt.get(s.first) === s.id)
   })
