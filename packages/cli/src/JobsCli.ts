@@ -335,6 +335,16 @@ const run = Command.make("run", runOptions, (o) =>
       Effect.provide(layerStore(state)),
       Effect.mapError((e) => (e._tag === "PlanError" ? planError(e) : e))
     )
+    if (submitted.finished) {
+      // the same work has been done: its results are written again, nothing is sent
+      yield* Console.error(
+        `job ${submitted.id} with these inputs and options has finished already; writing its results (--new runs it again)`
+      )
+      return yield* Effect.gen(function* () {
+        const jobs = yield* Jobs.Jobs
+        yield* finishRun(jobs, yield* jobs.status(submitted.id), output)
+      }).pipe(Effect.provide(layerStore(state)))
+    }
     yield* Console.error(
       submitted.resumed
         ? `resuming ${planLine(submitted.id, submitted.plan)}`

@@ -4,6 +4,7 @@
  * emulator, every request in exactly one batch, and one results line per request, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { batchesOf, cli, embeddings, hooked, jobIdOf, scratch, type Server, start } from "./support/jobs.js"
@@ -130,6 +131,33 @@ describe("batchkit run killed at each phase, then resumed", { timeout: 120_000 }
       })
     }
   }
+
+  it("while writing the results file; the same run again writes it whole and sends nothing", async () => {
+    const dir = scratch()
+    embeddings(dir, 30_000)
+    const out = join(dir, "out.jsonl")
+    const args = ["run", "in.jsonl", "--max-requests", "10000", "--output", out, "--state", "state.db"]
+    const run = start(emulator.server, args, dir)
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (readdirSync(dir).some((f) => f.startsWith(".out.jsonl.") && f.endsWith(".partial"))) {
+          clearInterval(poll)
+          run.child.kill("SIGKILL")
+          resolve()
+        }
+      }, 1)
+    })
+    const first = await run.done
+    expect(first.signal).toBe("SIGKILL")
+    const jobId = jobIdOf(first.stderr)!
+    const requests = (await Effect.runPromise(emulator.server.simulator.requests)).length
+    const second = await cli(emulator.server, args, dir)
+    expect(second.code, second.stderr).toBe(0)
+    expect(second.stderr).toContain(`job ${jobId} with these inputs and options has finished already`)
+    expect((await Effect.runPromise(emulator.server.simulator.requests)).length).toBe(requests)
+    expect(readFileSync(out, "utf8").trim().split("\n").length).toBe(30_000)
+    expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([])
+  })
 
   it("while writing the results file; jobs resume writes it whole", async () => {
     const dir = scratch()

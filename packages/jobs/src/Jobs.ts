@@ -89,8 +89,12 @@ export interface SubmitOptions extends Job.Options {
  */
 export interface Submitted {
   readonly id: Job.JobId
-  /** An unfinished job with the same inputs (by content) and options was found: this is it. */
+  /**
+   * A job with the same inputs (by content) and options was found, not cancelled: this is it. It
+   * may have finished already (`finished`): then nothing needs to run, and its results are there.
+   */
   readonly resumed: boolean
+  readonly finished: boolean
   readonly plan: Planner.Plan
 }
 
@@ -115,7 +119,8 @@ export interface Service {
   ) => Effect.Effect<Planner.Plan, Planner.PlanError | E, R>
   /**
    * Plans the inputs and records the job (nothing is sent). Given the same inputs and options as
-   * an unfinished job, gives that job instead (`resumed`), unless `new`.
+   * a job that was not cancelled, gives that job instead (`resumed`; `finished` if it has), so the
+   * same work is never sent twice, unless `new`.
    */
   readonly submit: <E, R>(
     inputs: ReadonlyArray<Planner.Input<E, R>>,
@@ -292,7 +297,7 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
             )
             const fingerprint = yield* hash.done(JSON.stringify(Job.resolve(options)))
             if (options.new !== true) {
-              const existing = yield* store.findUnfinished(fingerprint)
+              const existing = yield* store.findSame(fingerprint)
               if (Option.isSome(existing)) return yield* Effect.fail(new Reuse({ id: existing.value.id }))
             }
             yield* store.insertShards(id, 0, planned.shards)
@@ -306,7 +311,7 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
               requests: planned.requests,
               models: JSON.stringify(planned.models)
             })
-            return { id, resumed: false, plan: planned } satisfies Submitted
+            return { id, resumed: false, finished: false, plan: planned } satisfies Submitted
           })
         )
         .pipe(
@@ -322,6 +327,7 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
                 return {
                   id: Job.JobId.make(reuse.id),
                   resumed: true,
+                  finished: row.finished_at !== null,
                   plan: {
                     requests: row.requests,
                     bytes: shards.reduce((n, s) => n + s.bytes, 0),

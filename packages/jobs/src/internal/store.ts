@@ -273,9 +273,10 @@ export const make = Effect.gen(function* () {
     job,
     jobs: sql<JobRow>`SELECT * FROM batchkit_jobs ORDER BY created_at DESC`,
     /** The newest unfinished job with these inputs and options. */
-    findUnfinished: (fingerprint: string) =>
+    /** The newest job with these inputs and options that was not cancelled (running or finished). */
+    findSame: (fingerprint: string) =>
       Effect.map(
-        sql<JobRow>`SELECT * FROM batchkit_jobs WHERE fingerprint = ${fingerprint} AND finished_at IS NULL ORDER BY created_at DESC`,
+        sql<JobRow>`SELECT * FROM batchkit_jobs WHERE fingerprint = ${fingerprint} AND cancel_requested_at IS NULL ORDER BY created_at DESC`,
         (rows) => Option.fromNullable(rows[0])
       ),
     insertJob: (
