@@ -122,6 +122,11 @@ const cases = {
   }
 }
 
+// watchMany's cost per cycle: one look at a set of batches through list pages
+cases.snapshots = {
+  batchkit: (ids) => withBatches((s) => s.snapshots(ids))
+}
+
 const run = cases[name]?.[client]
 if (run === undefined) throw new Error(`unknown case ${client} ${name}`)
 
@@ -152,6 +157,28 @@ switch (name) {
     const m = await measure(async () => ({ lines: await run(args.fileId) }))
     if (m.lines !== args.lines) throw new Error(`results saw ${m.lines} lines, expected ${args.lines}`)
     result = { value: args.bytes / 1e6 / m.seconds, unit: "MB/s", rssGrowthMb: m.rssGrowthMb }
+    break
+  }
+  case "snapshots": {
+    const cycles = 5
+    let list = 0
+    let retrieve = 0
+    const m = await measure(async () => {
+      for (let i = 0; i < cycles; i++) {
+        const seen = await run(args.ids)
+        if (seen.batches.length !== args.ids.length) throw new Error("snapshots lost batches")
+        list += seen.listRequests
+        retrieve += seen.retrieveRequests
+      }
+    })
+    result = {
+      value: (list + retrieve) / cycles,
+      unit: "req/cycle",
+      list: list / cycles,
+      retrieve: retrieve / cycles,
+      seconds: m.seconds / cycles,
+      rssGrowthMb: m.rssGrowthMb
+    }
     break
   }
   case "upload": {

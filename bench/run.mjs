@@ -149,6 +149,27 @@ await generate(inputPath, sizes.fileBytes, (i) =>
 )
 const inputBytes = statSync(inputPath).size
 
+// ---- a static server in a process of its own, answering one 100-batch page and one batch
+const staticPage = join(work, "page.json")
+const staticBatch = join(work, "batch.json")
+writeFileSync(staticPage, JSON.stringify(await api("GET", "/batches?limit=100")))
+writeFileSync(staticBatch, JSON.stringify(await api("GET", `/batches/${ids[0]}`)))
+const staticServer = spawn(
+  process.execPath,
+  [join(root, "bench/static-server.mjs"), staticPage, staticBatch],
+  {
+    stdio: ["ignore", "pipe", "inherit"]
+  }
+)
+process.on("exit", () => staticServer.kill())
+const staticUrl = await new Promise((resolve) => {
+  let out = ""
+  staticServer.stdout.on("data", (d) => {
+    out += d
+    if (out.includes("\n")) resolve(out.trim())
+  })
+})
+
 // ---- the cases
 const runCase = (client, name, args) => {
   const out = execFileSync(
@@ -179,6 +200,18 @@ const plan = [
     args: { id: ids[0], requests: sizes.retrieveParallel, concurrency: 32 }
   },
   { key: "list (one 100-item page)", name: "list", args: { requests: sizes.list } },
+  {
+    key: "list (static server)",
+    name: "list",
+    args: { requests: sizes.list * 3, baseUrl: staticUrl },
+    target: "static-list"
+  },
+  {
+    key: "retrieve (static, 32 in flight)",
+    name: "retrieve",
+    args: { id: ids[0], requests: sizes.retrieveParallel, concurrency: 32, baseUrl: staticUrl },
+    target: "static-retrieve"
+  },
   { key: `stream (${sizes.batches} batches)`, name: "stream", args: { expected: sizes.batches } },
   {
     key: `results (${Math.round(outputBytes / 1e6)} MB)`,
@@ -280,6 +313,51 @@ if (only === undefined || only === "join") {
   log(`results join: unordered ${join_.unordered.toFixed(2)} s, --input ${join_.ordered.toFixed(2)} s`)
 }
 
+// ---- watchMany over 1,000 batches: the requests one cycle costs
+let watching
+if (only === undefined || only === "watch") {
+  const newest = []
+  for (let after; newest.length < 1000; ) {
+    const page = await api("GET", `/batches?limit=100${after ? `&after=${after}` : ""}`)
+    newest.push(...page.data.map((b) => b.id))
+    after = page.data.at(-1)?.id
+    if (!page.has_more) break
+  }
+  watching = runCase("batchkit", "snapshots", { ids: newest.slice(0, 1000) })
+  log(`watchMany over 1000 batches: ${watching.list} list + ${watching.retrieve} retrieve requests a cycle`)
+}
+
+// ---- the emulator as a server, against node:http answering the same JSON (the static server)
+let serving
+if (only === undefined || only === "emulator") {
+  const { Agent } = await import("undici")
+  const agent = new Agent({ connections: 32 })
+  const load = async (base, n) => {
+    let i = 0
+    const start = performance.now()
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (i++ < n) {
+          const res = await request(`${base}/batches/${ids[0]}`, { headers, dispatcher: agent })
+          await res.body.text()
+        }
+      })
+    )
+    return n / ((performance.now() - start) / 1000)
+  }
+  const n = quick ? 5000 : 20_000
+  await load(baseUrl, 1000)
+  await load(staticUrl, 1000)
+  const samples = { emulator: [], bare: [] }
+  for (let r = 0; r < runs; r++) {
+    samples.emulator.push(await load(baseUrl, n))
+    samples.bare.push(await load(staticUrl, n))
+  }
+  serving = { emulator: median(samples.emulator), bare: median(samples.bare), samples }
+  await agent.close()
+  log(`emulator ${serving.emulator.toFixed(0)} req/s, node:http ${serving.bare.toFixed(0)} req/s`)
+}
+
 // ---- CLI start-up against bare node
 const time = (args, n = 21) => {
   const samples = []
@@ -335,13 +413,15 @@ const targets = {
     figures[s].batchkit.value >= 150 && figures[s].batchkit.rssGrowthMb < 64,
     "≥150 MB/s, <64 MB RSS"
   ],
-  upload: (s) => [figures[s].batchkit.rssGrowthMb < 64, "<64 MB RSS"]
+  upload: (s) => [figures[s].batchkit.rssGrowthMb < 64, "<64 MB RSS"],
+  "static-list": (s) => [faster(s, "batchkit", "undici") >= 0.8, "≥0.8× undici"],
+  "static-retrieve": (s) => [faster(s, "batchkit", "openai") >= 2, "≥2× openai"]
 }
 const fmt = (f) => `${f.value >= 100 ? f.value.toFixed(0) : f.value.toFixed(2)} ${f.unit}`
 for (const step of plan) {
   const f = figures[step.key]
   if (f === undefined) continue
-  const [met, target] = targets[step.name](step.key)
+  const [met, target] = targets[step.target ?? step.name](step.key)
   rows.push([
     step.key,
     fmt(f.batchkit),
@@ -367,6 +447,35 @@ if (join_ !== undefined) {
     "",
     "",
     "≥0.5× unordered",
+    ratio >= 0.5 ? "yes" : "NO"
+  ])
+}
+if (watching !== undefined) {
+  rows.push([
+    "watchMany, 1000 batches",
+    `${watching.value} req/cycle`,
+    "",
+    `${watching.list} list + ${watching.retrieve} retrieve`,
+    "",
+    "",
+    "",
+    "",
+    "≤10 req/cycle",
+    watching.value <= 10 ? "yes" : "NO"
+  ])
+}
+if (serving !== undefined) {
+  const ratio = serving.emulator / serving.bare
+  rows.push([
+    "emulator retrieve (32 in flight)",
+    `${serving.emulator.toFixed(0)} req/s`,
+    "",
+    `node:http: ${serving.bare.toFixed(0)} req/s`,
+    "",
+    `${ratio.toFixed(2)}× node:http`,
+    "",
+    "",
+    "≥0.5× node:http",
     ratio >= 0.5 ? "yes" : "NO"
   ])
 }
@@ -418,7 +527,7 @@ const outDir = join(root, "bench-results")
 mkdirSync(outDir, { recursive: true })
 writeFileSync(
   join(outDir, "bench.json"),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, quick, figures, startupMs: startup, resultsJoinSeconds: join_ }, null, 2)}\n`
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, quick, figures, startupMs: startup, resultsJoinSeconds: join_, watchMany: watching, emulatorVsNodeHttp: serving }, null, 2)}\n`
 )
 console.error(`figures written to ${join(outDir, "bench.json")}`)
 if (only === undefined) {
