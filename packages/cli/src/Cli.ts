@@ -19,12 +19,12 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Cause from "effect/Cause"
-import { existsSync, statSync } from "node:fs"
 import {
   type Common,
   common,
   durationOption,
   expiryOption,
+  inputFile,
   metadataOption,
   node,
   webhookOptions,
@@ -66,15 +66,6 @@ const outputOption = Options.file("output").pipe(
   Options.optional,
   Options.withDescription("write to this file (it appears only when complete) instead of stdout")
 )
-
-const inputFile = (path: string, option: string) =>
-  Effect.suspend(() =>
-    !existsSync(path)
-      ? Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
-      : statSync(path).isDirectory()
-        ? Effect.fail(new UsageError({ message: `${option}: ${path} is a directory, not a file` }))
-        : Effect.succeed(path)
-  )
 
 const setExit = (code: number) =>
   Effect.sync(() => {

@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { Emulator } from "@batchkit/node"
+import { existsSync, statSync } from "node:fs"
 import { UsageError } from "./Exit.js"
 
 const units = { ms: "millis", s: "seconds", m: "minutes", h: "hours", d: "days" } as const
@@ -174,6 +175,16 @@ export const withWebhooks =
         }).pipe(Effect.provide(NodeWebhooks.layer({ secret, host, port })))
       )
     })
+
+/** An input file given on the command line: it must exist and not be a folder (bad usage else). */
+export const inputFile = (path: string, option: string) =>
+  Effect.suspend(() =>
+    !existsSync(path)
+      ? Effect.fail(new UsageError({ message: `${option}: ${path}: no such file` }))
+      : statSync(path).isDirectory()
+        ? Effect.fail(new UsageError({ message: `${option}: ${path} is a directory, not a file` }))
+        : Effect.succeed(path)
+  )
 
 export interface Common {
   readonly apiKey: Option.Option<Redacted.Redacted<string>>

@@ -13,8 +13,8 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { existsSync, readFileSync, statSync } from "node:fs"
-import { type Common, batchConfig, common, node, withUrlHint } from "./Common.js"
+import { readFileSync } from "node:fs"
+import { type Common, batchConfig, common, inputFile, node, withUrlHint } from "./Common.js"
 import { exitCodes, UsageError } from "./Exit.js"
 import { checkOutputPath, printLine, table, writeFileAtomically, writeStdout } from "./Output.js"
 import * as Progress from "./Progress.js"
@@ -165,13 +165,7 @@ const jobOptions = (o: RunOptions) =>
   })
 
 const inputFiles = (files: ReadonlyArray<string>) =>
-  Effect.forEach(files, (path) =>
-    !existsSync(path)
-      ? Effect.fail(new UsageError({ message: `FILE.jsonl: ${path}: no such file` }))
-      : statSync(path).isDirectory()
-        ? Effect.fail(new UsageError({ message: `FILE.jsonl: ${path} is a directory, not a file` }))
-        : Effect.succeed(path)
-  )
+  Effect.forEach(files, (path) => inputFile(path, "FILE.jsonl"))
 
 const planError = (e: Planner.PlanError) =>
   new UsageError({ message: `the inputs would not make a job, nothing was sent:\n${e.message}` })

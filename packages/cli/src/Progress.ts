@@ -39,51 +39,55 @@ export const progressLine = (
   return parts.join("  ")
 }
 
+/** What a tracker needs of what it follows: its line, how much is done, and whether that is running now. */
+interface Follows<A> {
+  readonly line: (value: A, startedAt: number, now: number, rate: number | undefined) => string
+  readonly done: (value: A) => number
+  /** The rate is measured while this holds; after that it would only fall. */
+  readonly running: (value: A) => boolean
+}
+
+export interface Tracker<A> {
+  readonly update: (value: A) => Effect.Effect<void>
+  /** A message of its own line (the live line is drawn again under it). */
+  readonly note: (message: string) => Effect.Effect<void>
+  readonly done: Effect.Effect<void>
+}
+
 /**
  * A tracker fed with each snapshot. On a terminal it redraws one line (and ticks the elapsed time
  * every second while it lives in the scope); elsewhere it prints a plain line per snapshot.
  */
-export const tracker = (
-  live: boolean
-): Effect.Effect<
-  {
-    readonly update: (batch: Batch.Batch) => Effect.Effect<void>
-    /** A message of its own line (the live line is drawn again under it). */
-    readonly note: (message: string) => Effect.Effect<void>
-    readonly done: Effect.Effect<void>
-  },
-  never,
-  Scope.Scope
-> =>
+const follow = <A>(follows: Follows<A>, live: boolean): Effect.Effect<Tracker<A>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const startedAt = Date.now()
-    let last: Batch.Batch | undefined
+    let last: A | undefined
     let first: { at: number; done: number } | undefined
     let rate: number | undefined
+    const print = (text: string, ownLine: boolean) =>
+      process.stderr.write(
+        live
+          ? `\r\x1b[2K${text}${ownLine ? "\n" : ""}`
+          : `${new Date().toISOString().slice(0, 19)}Z ${text}\n`
+      )
     const draw = () => {
-      if (last === undefined) return
-      const line = progressLine(last, startedAt, Date.now(), rate)
-      process.stderr.write(live ? `\r\x1b[2K${line}` : `${new Date().toISOString().slice(0, 19)}Z ${line}\n`)
+      if (last !== undefined) print(follows.line(last, startedAt, Date.now(), rate), false)
     }
     if (live) yield* Effect.forkScoped(Effect.repeat(Effect.sync(draw), Schedule.spaced("1 second")))
     return {
-      update: (batch) =>
+      update: (value) =>
         Effect.sync(() => {
-          const c = batch.request_counts
-          const done = c ? c.completed + c.failed : 0
-          // the rate is measured while requests run; after that it would only fall
-          if (batch.status === "in_progress") {
+          const done = follows.done(value)
+          if (follows.running(value)) {
             if (first === undefined) first = { at: Date.now(), done }
             else if (Date.now() > first.at) rate = ((done - first.done) * 1000) / (Date.now() - first.at)
           }
-          last = batch
+          last = value
           draw()
         }),
       note: (message) =>
         Effect.sync(() => {
-          process.stderr.write(
-            live ? `\r\x1b[2K${message}\n` : `${new Date().toISOString().slice(0, 19)}Z ${message}\n`
-          )
+          print(message, true)
           if (live) draw()
         }),
       done: Effect.sync(() => {
@@ -91,6 +95,17 @@ export const tracker = (
       })
     }
   })
+
+/** Progress of one batch. */
+export const tracker = (live: boolean) =>
+  follow<Batch.Batch>(
+    {
+      line: progressLine,
+      done: (b) => (b.request_counts ? b.request_counts.completed + b.request_counts.failed : 0),
+      running: (b) => b.status === "in_progress"
+    },
+    live
+  )
 
 /** Bytes sent so far, on a terminal, for uploads large enough to take a moment. */
 export const uploadProgress = (size: number | undefined, live: boolean) => {
@@ -118,8 +133,7 @@ export const uploadProgress = (size: number | undefined, live: boolean) => {
 /** A job in one line: done/total, failed, batches by status, rate, ETA, tokens and cost so far. */
 export const jobLine = (s: Job.Snapshot, startedAt: number, now: number, rate: number | undefined) => {
   const r = s.requests
-  // results collected, and what the batches still running say they have done
-  const done = Math.min(r.total, r.total - r.pending + s.running.completed + s.running.failed)
+  const done = Math.min(r.total, jobDone(s))
   const bad = r.failed + r.expired + r.cancelled + r.errored + s.running.failed
   const batches = Object.entries(s.batches)
     .map(([k, n]) => `${n} ${k}`)
@@ -139,48 +153,10 @@ export const jobLine = (s: Job.Snapshot, startedAt: number, now: number, rate: n
   return parts.join("  ")
 }
 
+/** What a job has done: results collected, and what its running batches report done. */
+const jobDone = (s: Job.Snapshot) =>
+  s.requests.total - s.requests.pending + s.running.completed + s.running.failed
+
 /** Progress of a job: as `tracker`, fed with job snapshots. */
-export const jobTracker = (
-  live: boolean
-): Effect.Effect<
-  {
-    readonly update: (s: Job.Snapshot) => Effect.Effect<void>
-    readonly note: (message: string) => Effect.Effect<void>
-    readonly done: Effect.Effect<void>
-  },
-  never,
-  Scope.Scope
-> =>
-  Effect.gen(function* () {
-    const startedAt = Date.now()
-    let last: Job.Snapshot | undefined
-    let first: { at: number; done: number } | undefined
-    let rate: number | undefined
-    const draw = () => {
-      if (last === undefined) return
-      const line = jobLine(last, startedAt, Date.now(), rate)
-      process.stderr.write(live ? `\r\x1b[2K${line}` : `${new Date().toISOString().slice(0, 19)}Z ${line}\n`)
-    }
-    if (live) yield* Effect.forkScoped(Effect.repeat(Effect.sync(draw), Schedule.spaced("1 second")))
-    return {
-      update: (s) =>
-        Effect.sync(() => {
-          const done = s.requests.total - s.requests.pending + s.running.completed + s.running.failed
-          if (first === undefined && s.status === "running") first = { at: Date.now(), done }
-          else if (first !== undefined && Date.now() > first.at)
-            rate = ((done - first.done) * 1000) / (Date.now() - first.at)
-          last = s
-          draw()
-        }),
-      note: (message) =>
-        Effect.sync(() => {
-          process.stderr.write(
-            live ? `\r\x1b[2K${message}\n` : `${new Date().toISOString().slice(0, 19)}Z ${message}\n`
-          )
-          if (live) draw()
-        }),
-      done: Effect.sync(() => {
-        if (live && last !== undefined) process.stderr.write("\n")
-      })
-    }
-  })
+export const jobTracker = (live: boolean) =>
+  follow<Job.Snapshot>({ line: jobLine, done: jobDone, running: (s) => s.status === "running" }, live)

@@ -71,6 +71,21 @@ const check = async (server: Server, dir: string, out: string, jobId: string) =>
   expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([])
 }
 
+/** Runs `args` in `dir` and kills it (SIGKILL) the moment its results file is being written. */
+const killWhileWriting = async (args: Array<string>, dir: string) => {
+  const run = start(emulator.server, args, dir)
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (readdirSync(dir).some((f) => f.startsWith(".out.jsonl.") && f.endsWith(".partial"))) {
+        clearInterval(poll)
+        run.child.kill("SIGKILL")
+        resolve()
+      }
+    }, 1)
+  })
+  return run.done
+}
+
 describe("batchkit run killed at each phase, then resumed", { timeout: 120_000 }, () => {
   for (const phase of phases) {
     for (const resume of ["jobs resume", "run again"] as const) {
@@ -137,17 +152,7 @@ describe("batchkit run killed at each phase, then resumed", { timeout: 120_000 }
     embeddings(dir, 30_000)
     const out = join(dir, "out.jsonl")
     const args = ["run", "in.jsonl", "--max-requests", "10000", "--output", out, "--state", "state.db"]
-    const run = start(emulator.server, args, dir)
-    await new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (readdirSync(dir).some((f) => f.startsWith(".out.jsonl.") && f.endsWith(".partial"))) {
-          clearInterval(poll)
-          run.child.kill("SIGKILL")
-          resolve()
-        }
-      }, 1)
-    })
-    const first = await run.done
+    const first = await killWhileWriting(args, dir)
     expect(first.signal).toBe("SIGKILL")
     const jobId = jobIdOf(first.stderr)!
     const requests = (await Effect.runPromise(emulator.server.simulator.requests)).length
@@ -163,21 +168,10 @@ describe("batchkit run killed at each phase, then resumed", { timeout: 120_000 }
     const dir = scratch()
     embeddings(dir, 30_000)
     const out = join(dir, "out.jsonl")
-    const run = start(
-      emulator.server,
+    const first = await killWhileWriting(
       ["run", "in.jsonl", "--max-requests", "10000", "--output", out, "--state", "state.db"],
       dir
     )
-    await new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (readdirSync(dir).some((f) => f.startsWith(".out.jsonl.") && f.endsWith(".partial"))) {
-          clearInterval(poll)
-          run.child.kill("SIGKILL")
-          resolve()
-        }
-      }, 1)
-    })
-    const first = await run.done
     expect(first.signal).toBe("SIGKILL")
     expect(existsSync(out)).toBe(false)
     const jobId = jobIdOf(first.stderr)!

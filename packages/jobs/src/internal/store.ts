@@ -35,17 +35,6 @@ export interface JobRow {
   readonly last_error_at: number | null
 }
 
-export interface RequestRow {
-  readonly idx: number
-  readonly custom_id: string
-  readonly url: string
-  readonly model: string
-  readonly bytes: number
-  readonly tokens: number
-  readonly embedding_inputs: number
-  readonly shard: string
-}
-
 /** `queued` (waiting to be submitted, maybe until `not_before`), `submitted` (its batch runs), `ended` (collected). */
 export type ShardState = "queued" | "submitted" | "ended"
 
