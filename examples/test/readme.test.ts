@@ -48,6 +48,42 @@ describe("the README's programs", () => {
     }
   })
 
+  it("the watchMany example follows every unfinished batch to its end", { timeout: 60_000 }, async () => {
+    // slow enough that the batches still run when the program starts (300 requests: about 10 s)
+    const server = await Emulator.start({ speed: 5 })
+    try {
+      const form = new FormData()
+      form.append("purpose", "batch")
+      form.append("file", new Blob([readFileSync(here("../requests.jsonl"))]), "requests.jsonl")
+      const headers = { authorization: "Bearer sk-readme" }
+      const file = await (await fetch(`${server.url}/files`, { method: "POST", headers, body: form })).json()
+      const ids: Array<string> = []
+      for (let i = 0; i < 3; i++) {
+        const batch = await (
+          await fetch(`${server.url}/batches`, {
+            method: "POST",
+            headers: { ...headers, "content-type": "application/json" },
+            body: JSON.stringify({
+              input_file_id: file.id,
+              endpoint: "/v1/chat/completions",
+              completion_window: "24h"
+            })
+          })
+        ).json()
+        ids.push(batch.id)
+      }
+      const { stdout, stderr } = await promisify(execFile)(
+        here("../../node_modules/.bin/tsx"),
+        ["--conditions=@batchkit/source", here("../readme/watch-many.ts")],
+        { env: { ...process.env, OPENAI_API_KEY: "sk-readme", OPENAI_BASE_URL: server.url } }
+      )
+      const logged = `${stdout}${stderr}`
+      for (const id of ids) expect(logged).toContain(`message=${id} message=completed message=300`)
+    } finally {
+      await server.close()
+    }
+  })
+
   it("the quick-start runs against the emulator with OPENAI_BASE_URL", { timeout: 60_000 }, async () => {
     const server = await Emulator.start({ speed: 2000 })
     try {
