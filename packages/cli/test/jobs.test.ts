@@ -133,7 +133,6 @@ describe("batchkit run and jobs", { timeout: 180_000 }, () => {
       const lines = results(out)
       expect(lines.length).toBe(400)
       const batches = await batchesOf(server, jobIdOf(run.stderr)!)
-      expect(batches[batches.length - 1]?.status ?? batches[0]?.status).toBeDefined()
       expect(batches.some((b) => b.status === "expired")).toBe(true)
       // finished before the window closed: one attempt; the rest: retried, some expired again
       expect(lines[0]).toMatchObject({ outcome: "succeeded", attempts: 1 })
