@@ -519,9 +519,9 @@ export const layer: Layer.Layer<Jobs, SqlError.SqlError, SqlClient.SqlClient> = 
 )
 
 /**
- * The job workflow, registered on the engine in the context: the process that has it runs jobs
- * (`Jobs.start` there, a resumed job, a runner's share). Its steps call the batch services, with
- * the API key of the process that runs them; the store never holds it.
+ * The job workflows, registered on the engine in the context: the process that has them runs
+ * jobs (`Jobs.start` there, a resumed job, a runner's share). Their steps call the batch
+ * services, with the API key of the process that runs them; the store never holds it.
  *
  * @since 0.1.0
  * @category layers
@@ -531,3 +531,19 @@ export const layerWorkflow: Layer.Layer<
   SqlError.SqlError,
   WorkflowEngine.WorkflowEngine | SqlClient.SqlClient | BatchService.BatchService | FileService.FileService
 > = Flow.layer.pipe(Layer.provide(Store.layer))
+
+/**
+ * {@link layerWorkflow}, with `concurrency`: the uploads and result downloads this process runs
+ * at once, over every job it holds (default 4). A job's own `concurrency` bounds its uploads
+ * over every process.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWorkflowWith = (options: {
+  readonly concurrency?: number | undefined
+}): Layer.Layer<
+  never,
+  SqlError.SqlError,
+  WorkflowEngine.WorkflowEngine | SqlClient.SqlClient | BatchService.BatchService | FileService.FileService
+> => Flow.layerWith(options).pipe(Layer.provide(Store.layer))

@@ -35,8 +35,11 @@ export interface JobRow {
   readonly last_error_at: number | null
 }
 
-/** `queued` (waiting to be submitted, maybe until `not_before`), `submitted` (its batch runs), `ended` (collected). */
-export type ShardState = "queued" | "submitted" | "ended"
+/**
+ * `queued` (waiting to be submitted, maybe until `not_before`), `submitting` (admitted: its upload
+ * and create are under way), `submitted` (its batch runs), `ended` (collected).
+ */
+export type ShardState = "queued" | "submitting" | "submitted" | "ended"
 
 export interface ShardRow {
   readonly shard: string

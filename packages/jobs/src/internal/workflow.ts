@@ -4,16 +4,24 @@
  * done, and the activity that was running when it died runs again, finding in the store (and,
  * for creates, on the API through the idempotency key) what it had already done.
  *
- *   StartJob
- *   for each round (0, then one per retry):
- *     PlanRound/r                     the round's shards (round 0: planned at submit)
- *     loop:
- *       WatchBatches/r/c              list pages over the batches in flight; requeues refused ones
- *       CollectResults/<batch>        each batch that ended: its results into the store
- *       SubmitShards/r/c              upload and create the shards that are due and admitted
- *       (or CancelBatches/r/c         once the job is to be cancelled)
- *       wait (DurableClock)
- *   FinishJob                         the summary
+ *   BatchkitJob (one per job: cheap steps, on whichever runner holds the job)
+ *     StartJob
+ *     for each round (0, then one per retry):
+ *       PlanRound/r                   the round's shards (round 0: planned at submit)
+ *       loop:
+ *         WatchBatches/r/c            list pages over the batches in flight; requeues refused
+ *                                     ones; admits the shards that are due (state `submitting`)
+ *         BatchkitShard               started for each shard attempt that is due: upload, create
+ *         BatchkitCollect             started for each batch that ended: its results into the store
+ *         (or CancelBatches/r/c       once the job is to be cancelled)
+ *         wait (DurableClock)
+ *     FinishJob                       the summary
+ *
+ * The heavy steps (an upload, a download of results) are workflows of their own, keyed by shard
+ * attempt and by batch: the engine places each on a runner by its key, so with several runners
+ * on one store a job's shards are spread over them, and a runner that dies has its share taken
+ * over by the others. Starting one twice (a replay) is a no-op: the engine keeps one execution
+ * per key. The job's workflow sees them end through the store.
  */
 import { BatchLine, BatchService, FileService } from "@batchkit/core"
 import * as Activity from "@effect/workflow/Activity"
@@ -22,6 +30,7 @@ import * as Workflow from "@effect/workflow/Workflow"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -38,6 +47,30 @@ export const JobWorkflow = Workflow.make({
   payload: { jobId: Schema.String },
   success: Schema.Void,
   idempotencyKey: ({ jobId }) => jobId
+})
+
+/**
+ * One shard attempt: its input uploaded and its batch created, once.
+ *
+ * @since 0.2.0
+ */
+export const ShardWorkflow = Workflow.make({
+  name: "BatchkitShard",
+  payload: { jobId: Schema.String, shard: Schema.String, attempt: Schema.Number },
+  success: Schema.Void,
+  idempotencyKey: ({ attempt, jobId, shard }) => `${jobId}/${shard}/${attempt}`
+})
+
+/**
+ * One batch that ended: its output and error files read into the store.
+ *
+ * @since 0.2.0
+ */
+export const CollectWorkflow = Workflow.make({
+  name: "BatchkitCollect",
+  payload: { jobId: Schema.String, batchId: Schema.String },
+  success: Schema.Void,
+  idempotencyKey: ({ batchId, jobId }) => `${jobId}/${batchId}`
 })
 
 /**
@@ -246,7 +279,7 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
                 return
               }
               const held = shards
-                .filter((s) => s.state === "submitted" && s.model === shard.model && s.shard !== shard.shard)
+                .filter((s) => holds(s) && s.model === shard.model && s.shard !== shard.shard)
                 .reduce((n, s) => n + s.tokens, 0)
               yield* store.updateShard(jobId, shard.shard, {
                 state: cancel ? "ended" : "queued",
@@ -270,7 +303,11 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
       )
       .map((b) => b.batch_id!)
     const shardsNow = yield* store.shards(jobId, round)
-    let due: Array<{ shard: string; attempt: number }> = []
+    // every shard attempt that was admitted and has no batch yet is started (again: a no-op for
+    // one that runs, and the way one admitted just before a crash is not left behind)
+    const due: Array<{ shard: string; attempt: number }> = shardsNow
+      .filter((s) => s.state === "submitting")
+      .map((s) => ({ shard: s.shard, attempt: s.attempt }))
     let nextDue = Number.POSITIVE_INFINITY
     if (cancel) {
       // what has not been sent will not be
@@ -279,12 +316,15 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
         changed = true
       }
     } else {
-      // admission: a shard goes while its model's estimated enqueued tokens, with it, fit
+      // admission: a shard goes while its model's estimated enqueued tokens, with it, fit, and
+      // while fewer than `concurrency` of the job's shards are being uploaded
       const held = new Map<string, number>()
-      for (const s of shardsNow)
-        if (s.state === "submitted") held.set(s.model, (held.get(s.model) ?? 0) + s.tokens)
+      for (const s of shardsNow) if (holds(s)) held.set(s.model, (held.get(s.model) ?? 0) + s.tokens)
+      let uploading = due.length
+      const admitted: Array<ShardRow> = []
       for (const s of shardsNow) {
         if (s.state !== "queued") continue
+        if (uploading >= options.concurrency) break
         if (s.not_before > now) {
           nextDue = Math.min(nextDue, s.not_before)
           continue
@@ -295,16 +335,32 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
         // refused over the API's limit: again only once its model's batches hold less than then
         if (s.held_at_refusal > 0 && holding > 0 && holding >= s.held_at_refusal) continue
         held.set(s.model, holding + s.tokens)
-        due.push({ shard: s.shard, attempt: s.attempt })
+        admitted.push(s)
+        uploading++
       }
+      if (admitted.length > 0)
+        yield* store.transaction(
+          Effect.forEach(admitted, (s) => store.updateShard(jobId, s.shard, { state: "submitting" }), {
+            discard: true
+          })
+        )
+      for (const s of admitted) due.push({ shard: s.shard, attempt: s.attempt })
     }
     if (due.length > 0 || ended.length > 0) changed = true
     const roundDone = shardsNow.every((s) => s.state === "ended") && ended.length === 0 && due.length === 0
     const grown = changed ? adaptive.initial : Math.min(previousWait * adaptive.factor, adaptive.max)
-    const wait = Math.max(0, Math.min(grown, nextDue - now))
-    due = due.slice(0, 1000)
+    // uploads and collections under way end within seconds: look again soon
+    const busy = due.length > 0 || ended.length > 0 ? busyWait : Number.POSITIVE_INFINITY
+    const wait = Math.max(0, Math.min(grown, nextDue - now, busy))
     return { ended, due, cancel, roundDone, wait: Math.round(wait) } satisfies View
   })
+
+/** How often the job looks again while uploads or collections it started are under way. */
+const busyWait = 2000
+
+/** A shard whose tokens count against its model's enqueued-token limit: being sent, or running. */
+const holds = (s: ShardRow) => s.state === "submitting" || s.state === "submitted"
+
 
 /** Gives every request of a shard that will not run again a final `errored` result. */
 const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string, message: string) =>
@@ -408,19 +464,23 @@ export const shardFilename = (jobId: string, shard: string, attempt: number) =>
 
 const encoder = new TextEncoder()
 
-const submitShard = (
-  store: JobStore,
-  jobId: string,
-  options: Job.ResolvedOptions,
-  shard: ShardRow,
-  attempt: number
-) =>
+const submitShard = (store: JobStore, jobId: string, shardName: string, attempt: number) =>
   Effect.gen(function* () {
     const files = yield* FileService.FileService
     const batches = yield* BatchService.BatchService
+    const job = yield* jobOf(store, jobId)
+    const options = optionsOf(job)
+    const shard = (yield* store.shards(jobId)).find((s) => s.shard === shardName)
+    // a start that was overtaken (the attempt moved on, or the shard ended) has nothing to do
+    if (shard === undefined || shard.attempt !== attempt || shard.state === "ended") return
     const existing = yield* store.batch(jobId, shard.shard, attempt)
     if (Option.isSome(existing) && existing.value.batch_id !== null) {
       yield* store.updateShard(jobId, shard.shard, { state: "submitted" })
+      return
+    }
+    if (job.cancel_requested_at !== null && Option.isNone(existing)) {
+      // the job was cancelled before this attempt sent anything: it never will
+      yield* store.updateShard(jobId, shard.shard, { state: "ended" })
       return
     }
     const filename = shardFilename(jobId, shard.shard, attempt)
@@ -472,18 +532,6 @@ const submitShard = (
         yield* store.recordBatch(jobId, shard.shard, attempt, batch.id, batch.status, createdAt)
         yield* store.updateShard(jobId, shard.shard, { state: "submitted" })
       })
-    )
-  })
-
-const submitShards = (store: JobStore, jobId: string, due: View["due"]) =>
-  Effect.gen(function* () {
-    const options = optionsOf(yield* jobOf(store, jobId))
-    const shards = yield* store.shards(jobId)
-    yield* Effect.forEach(
-      due,
-      ({ shard, attempt }) =>
-        submitShard(store, jobId, options, shards.find((s) => s.shard === shard)!, attempt),
-      { concurrency: options.concurrency, discard: true }
     )
   })
 
@@ -585,50 +633,92 @@ const activity = <A, I>(
 }
 
 /**
- * The workflow's body, given the services its activities use.
+ * The job's workflows (the job, its shard attempts, its collections), registered on the engine
+ * in the context. `concurrency` bounds the uploads and result downloads this process runs at
+ * once, over every job it holds (default 4).
+ *
+ * @since 0.2.0
+ */
+export const layerWith = (options: { readonly concurrency?: number | undefined } = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(Effect.makeSemaphore(Math.max(1, options.concurrency ?? 4)), (slots) =>
+      Layer.mergeAll(
+        JobWorkflow.toLayer(
+          Effect.fn(function* ({ jobId }) {
+            const store = yield* Store
+            const step = <A, I>(
+              name: string,
+              success: Schema.Schema<A, I>,
+              execute: Parameters<typeof activity<A, I>>[4]
+            ) => activity(store, jobId, name, success, execute)
+            const retries = yield* step(
+              "StartJob",
+              Schema.Number,
+              Effect.gen(function* () {
+                const row = yield* jobOf(store, jobId)
+                yield* store.markStarted(jobId, yield* Clock.currentTimeMillis)
+                return optionsOf(row).retries
+              })
+            )
+            let cancelled = false
+            for (let round = 0; round <= retries && !cancelled; round++) {
+              const shards = yield* step(`PlanRound/${round}`, Schema.Number, planRound(store, jobId, round))
+              if (shards === 0) break
+              let wait = adaptive.initial
+              for (let cycle = 0; ; cycle++) {
+                const view = yield* step(
+                  `WatchBatches/${round}/${cycle}`,
+                  View,
+                  watchBatches(store, jobId, round, wait)
+                )
+                // started, not awaited: each runs where the engine places it, and a later look
+                // at the store sees it done
+                for (const batchId of view.ended)
+                  yield* CollectWorkflow.execute({ jobId, batchId }, { discard: true })
+                cancelled = view.cancel
+                if (view.cancel)
+                  yield* step(`CancelBatches/${round}/${cycle}`, Schema.Void, cancelBatches(store, jobId))
+                for (const { attempt, shard } of view.due)
+                  yield* ShardWorkflow.execute({ jobId, shard, attempt }, { discard: true })
+                if (view.roundDone) break
+                wait = view.wait
+                if (wait > 0) yield* DurableClock.sleep({ name: `Wait/${round}/${cycle}`, duration: wait })
+              }
+            }
+            yield* step("FinishJob", Schema.Void, finishJob(store, jobId))
+          })
+        ),
+        ShardWorkflow.toLayer(
+          Effect.fn(function* ({ attempt, jobId, shard }) {
+            const store = yield* Store
+            yield* activity(
+              store,
+              jobId,
+              "Submit",
+              Schema.Void,
+              slots.withPermits(1)(submitShard(store, jobId, shard, attempt))
+            )
+          })
+        ),
+        CollectWorkflow.toLayer(
+          Effect.fn(function* ({ batchId, jobId }) {
+            const store = yield* Store
+            yield* activity(
+              store,
+              jobId,
+              "Collect",
+              Schema.Void,
+              slots.withPermits(1)(collectResults(store, jobId, batchId))
+            )
+          })
+        )
+      )
+    )
+  )
+
+/**
+ * The job's workflows with the default concurrency.
  *
  * @since 0.1.0
  */
-export const layer = JobWorkflow.toLayer(
-  Effect.fn(function* ({ jobId }) {
-    const store = yield* Store
-    const step = <A, I>(
-      name: string,
-      success: Schema.Schema<A, I>,
-      execute: Parameters<typeof activity<A, I>>[4]
-    ) => activity(store, jobId, name, success, execute)
-    const retries = yield* step(
-      "StartJob",
-      Schema.Number,
-      Effect.gen(function* () {
-        const row = yield* jobOf(store, jobId)
-        yield* store.markStarted(jobId, yield* Clock.currentTimeMillis)
-        return optionsOf(row).retries
-      })
-    )
-    let cancelled = false
-    for (let round = 0; round <= retries && !cancelled; round++) {
-      const shards = yield* step(`PlanRound/${round}`, Schema.Number, planRound(store, jobId, round))
-      if (shards === 0) break
-      let wait = adaptive.initial
-      for (let cycle = 0; ; cycle++) {
-        const view = yield* step(
-          `WatchBatches/${round}/${cycle}`,
-          View,
-          watchBatches(store, jobId, round, wait)
-        )
-        for (const batchId of view.ended)
-          yield* step(`CollectResults/${batchId}`, Schema.Void, collectResults(store, jobId, batchId))
-        cancelled = view.cancel
-        if (view.cancel)
-          yield* step(`CancelBatches/${round}/${cycle}`, Schema.Void, cancelBatches(store, jobId))
-        else if (view.due.length > 0)
-          yield* step(`SubmitShards/${round}/${cycle}`, Schema.Void, submitShards(store, jobId, view.due))
-        if (view.roundDone) break
-        wait = view.wait
-        if (wait > 0) yield* DurableClock.sleep({ name: `Wait/${round}/${cycle}`, duration: wait })
-      }
-    }
-    yield* step("FinishJob", Schema.Void, finishJob(store, jobId))
-  })
-)
+export const layer = layerWith()
