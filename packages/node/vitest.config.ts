@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     name: "node",
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/support/postgres-setup.ts"],
     reporters: ["default", "json"],
     outputFile: { json: ".vitest/results.json" }
   }
