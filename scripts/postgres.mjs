@@ -45,10 +45,13 @@ export const ensurePostgres = () => {
   if (!apt(["install", "-y", "--no-install-recommends", "postgresql"])) {
     apt(["update"])
     if (!apt(["install", "-y", "--no-install-recommends", "postgresql"]))
-      throw new Error("could not install PostgreSQL (apt-get install postgresql failed; root or sudo is needed)")
+      throw new Error(
+        "could not install PostgreSQL (apt-get install postgresql failed; root or sudo is needed)"
+      )
   }
   const installed = binDir()
-  if (installed === undefined) throw new Error("PostgreSQL was installed but no initdb was found under /usr/lib/postgresql")
+  if (installed === undefined)
+    throw new Error("PostgreSQL was installed but no initdb was found under /usr/lib/postgresql")
   return installed
 }
 
@@ -106,7 +109,18 @@ export const startPostgres = async (options = {}) => {
     // a test server: the data folder is thrown away, a crash of the machine needs no care
     ...(options.durable ? [] : ["fsync=off", "synchronous_commit=off", "full_page_writes=off"])
   ]
-  run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "-o", settings.map((s) => `-c ${s}`).join(" "), "start"])
+  run("pg_ctl", [
+    "-D",
+    data,
+    "-l",
+    join(dir, "server.log"),
+    "-w",
+    "-t",
+    "60",
+    "-o",
+    settings.map((s) => `-c ${s}`).join(" "),
+    "start"
+  ])
   run("createdb", ["-h", dir, "-p", String(port), "-U", user, database])
   const url = `postgres://${user}@127.0.0.1:${port}/${database}`
   let stopped = false

@@ -11,6 +11,8 @@ totals() { node scripts/test-totals.mjs; }
 rm -f packages/*/.vitest/results.json examples/.vitest/results.json
 step "pnpm install --frozen-lockfile" && pnpm install --frozen-lockfile || fail "install"
 step "build" && pnpm build || fail "build"
+# the runners' tests start a PostgreSQL server of their own: Debian's package, installed when missing
+step "PostgreSQL (installed when missing)" && node scripts/postgres.mjs ensure || fail "postgres"
 step "lint and format check" && pnpm lint || fail "lint"
 step "typecheck" && pnpm typecheck || fail "typecheck"
 step "test" && pnpm test; status=$?

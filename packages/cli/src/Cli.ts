@@ -49,7 +49,7 @@ import {
   writeFileAtomically,
   writeStdout
 } from "./Output.js"
-import { jobCommands, jobs, run as runJob } from "./JobsCli.js"
+import { jobCommands, jobs, run as runJob, runner } from "./JobsCli.js"
 import * as Progress from "./Progress.js"
 import * as Results from "./Results.js"
 
@@ -663,6 +663,7 @@ const command = Command.make("batchkit").pipe(
     results,
     runJob,
     jobs,
+    runner,
     files,
     emulator
   ])
@@ -685,6 +686,7 @@ export const commands: ReadonlyArray<{
   { path: ["jobs", "resume"], command: jobCommands.jobsResume },
   { path: ["jobs", "cancel"], command: jobCommands.jobsCancel },
   { path: ["jobs", "results"], command: jobCommands.jobsResults },
+  { path: ["runner"], command: runner },
   { path: ["create"], command: create },
   { path: ["retrieve"], command: retrieve },
   { path: ["list"], command: list },
@@ -745,6 +747,7 @@ export type CliError =
   | Emulator.ListenError
   | SqlError.SqlError
   | NodeJobs.EngineBusy
+  | NodeJobs.StateError
   | Jobs.JobNotFound
   | Jobs.JobNotFinished
 

@@ -10,7 +10,10 @@ export class UsageError extends Data.TaggedError("UsageError")<{ readonly messag
 type Reportable =
   | BatchError.BatchError
   | UsageError
-  | { readonly _tag: "LocalError" | "ListenError" | "SqlError" | "EngineBusy"; readonly message: string }
+  | {
+      readonly _tag: "LocalError" | "ListenError" | "SqlError" | "EngineBusy" | "StateError"
+      readonly message: string
+    }
   | { readonly _tag: "JobNotFound" | "JobNotFinished"; readonly message: string }
 
 /** What went wrong, in a few words (status, type, code and message; or the error's kind). */

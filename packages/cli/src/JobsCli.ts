@@ -1,8 +1,10 @@
 /**
- * `batchkit run` and `batchkit jobs …`: inputs of any size as one durable job (shared/jobs.md's
- * CLI contract). The store is SQLite (`--state`, `.batchkit/state.db` by default); the engine runs
- * in the process that runs or resumes a job; `jobs status`, `watch`, `results` and `cancel` read
- * and write the store only.
+ * `batchkit run`, `batchkit jobs …` and `batchkit runner`: inputs of any size as one durable job
+ * (shared/jobs.md's CLI contract). The store (`--state`) is a SQLite file (`.batchkit/state.db`
+ * by default), where the engine runs in the process that runs or resumes a job; or Postgres,
+ * where every process that runs jobs (`runner`, `run`, `jobs resume`) is a runner of one cluster
+ * and they share the work. `jobs status`, `watch`, `results` and `cancel` read and write the
+ * store only.
  */
 import type { Job, Jobs, Planner, Prices } from "@batchkit/jobs"
 import type * as NodeJobsModule from "@batchkit/node/NodeJobs"
@@ -11,10 +13,11 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { readFileSync } from "node:fs"
-import { type Common, batchConfig, common, inputFile, node, withUrlHint } from "./Common.js"
+import { type Common, batchConfig, common, durationOption, inputFile, node, withUrlHint } from "./Common.js"
 import { exitCodes, UsageError } from "./Exit.js"
 import { checkOutputPath, printLine, table, writeFileAtomically, writeStdout } from "./Output.js"
 import * as Progress from "./Progress.js"
@@ -22,21 +25,60 @@ import * as Progress from "./Progress.js"
 const nodeJobs: Effect.Effect<typeof NodeJobsModule> = Effect.promise(() => import("@batchkit/node/NodeJobs"))
 const jobsModule = Effect.promise(() => import("@batchkit/jobs"))
 
-const stateOption = Options.text("state").pipe(
-  Options.withPseudoName("PATH"),
-  Options.withDefault(".batchkit/state.db"),
-  Options.withDescription("the job store: a SQLite file, made on first use (default .batchkit/state.db)")
-)
+const defaultState = ".batchkit/state.db"
 
-const checkState = (state: string) =>
-  state.startsWith("postgres://") || state.startsWith("postgresql://")
-    ? Effect.fail(
-        new UsageError({
-          message:
-            "--state: a Postgres store needs runners, which this version does not have yet; use a SQLite path"
-        })
-      )
-    : Effect.succeed(state)
+const stateOptions = {
+  state: Options.text("state").pipe(
+    Options.withPseudoName("PATH|postgres://…"),
+    Options.withDefault(defaultState),
+    Options.withDescription(
+      "the job store: a SQLite file, made on first use (default .batchkit/state.db), or postgres://USER@HOST:PORT/DB shared by runners"
+    )
+  ),
+  statePasswordFile: Options.file("state-password-file").pipe(
+    Options.withPseudoName("FILE"),
+    Options.optional,
+    Options.withDescription("the Postgres password: the file's first line (else PGPASSWORD)")
+  )
+}
+
+type StateOptions = {
+  readonly state: string
+  readonly statePasswordFile: Option.Option<string>
+}
+
+/**
+ * The store `--state` names. A Postgres password (the URL's, the file's, PGPASSWORD's) is
+ * Redacted as it is read; a problem with the text is bad usage, and never repeats the password.
+ */
+const resolveState = (o: StateOptions): Effect.Effect<NodeJobsModule.State, UsageError> =>
+  Effect.gen(function* () {
+    const NodeJobs = yield* nodeJobs
+    const usage = (e: { readonly message: string }) => new UsageError({ message: e.message })
+    if (!NodeJobs.isPostgres(o.state)) {
+      if (Option.isSome(o.statePasswordFile))
+        return yield* Effect.fail(
+          new UsageError({
+            message: "--state-password-file: only a Postgres store (--state postgres://…) has a password"
+          })
+        )
+      return yield* Effect.mapError(NodeJobs.parseState(o.state), usage)
+    }
+    const password = yield* Effect.mapError(
+      NodeJobs.readPassword(Option.getOrUndefined(o.statePasswordFile)),
+      usage
+    )
+    return yield* Either.match(
+      NodeJobs.parseState(o.state, Option.isSome(password) ? { password: password.value } : {}),
+      { onLeft: (e) => Effect.fail(usage(e)), onRight: Effect.succeed }
+    )
+  })
+
+const isPostgresText = (text: string) => /^postgres(?:ql)?:\/\//i.test(text)
+
+/** `--state …` as a command that goes on must repeat it: nothing for the default, never a password. */
+const stateFlag = (state: NodeJobsModule.State) =>
+  state.display === defaultState ? "" : ` --state ${state.display}`
 
 const jobId = Args.text({ name: "JOB" }).pipe(Args.withDescription("the job's id (job_…)"))
 
@@ -61,7 +103,7 @@ const runOptions = {
     Options.optional,
     Options.withDescription("write the results here (appears only when complete); default: stdout")
   ),
-  state: stateOption,
+  ...stateOptions,
   maxRequests: Options.integer("max-requests").pipe(
     Options.withPseudoName("N"),
     Options.optional,
@@ -94,7 +136,9 @@ const runOptions = {
   ),
   dryRun: Options.boolean("dry-run").pipe(Options.withDescription("plan and print the shards; send nothing")),
   detach: Options.boolean("detach").pipe(
-    Options.withDescription("record the job and print its id; `jobs resume` (or a runner) does the rest")
+    Options.withDescription(
+      "record the job and print its id; on Postgres the runners take it, on SQLite `jobs resume` runs it"
+    )
   ),
   new: Options.boolean("new").pipe(
     Options.withDescription("a new job even when an unfinished one has the same inputs and options")
@@ -260,8 +304,19 @@ const finishRun = (jobs: Jobs.Service, done: Job.Snapshot, output: Option.Option
     yield* setExit(exitFor(done))
   })
 
-/** Runs (or resumes) a job with the engine in this process, to its end and its results. */
-const runToEnd = (o: Common, state: string, id: string, output: Option.Option<string>, resume: string) =>
+/**
+ * Runs (or resumes) a job with the engine in this process, to its end and its results. On
+ * Postgres this process is a runner among the others while it waits: the job's shards are spread
+ * over all of them.
+ */
+const runToEnd = (
+  o: Common,
+  state: NodeJobsModule.State,
+  id: string,
+  output: Option.Option<string>,
+  resume: string,
+  concurrency: number | undefined
+) =>
   Effect.gen(function* () {
     const config = yield* batchConfig(o)
     const { layer } = yield* nodeJobs
@@ -272,14 +327,21 @@ const runToEnd = (o: Common, state: string, id: string, output: Option.Option<st
       const done = yield* follow(jobs, id, o.json, resume)
       yield* finishRun(jobs, done, output)
     }).pipe(
-      Effect.provide(layer({ ...config, state })),
+      Effect.provide(layer({ ...config, state, runner: { concurrency } })),
+      Effect.catchTag("SocketServerError", (e) =>
+        Effect.fail(
+          new UsageError({
+            message: `cannot listen for the other runners of ${state.display} (${e.reason}${e.cause instanceof Error ? `: ${e.cause.message}` : ""})`
+          })
+        )
+      ),
       Effect.mapError((e) => withUrlHint(e, config.baseUrl ?? ""))
     )
   })
 
 const run = Command.make("run", runOptions, (o) =>
   Effect.gen(function* () {
-    const state = yield* checkState(o.state)
+    const state = yield* resolveState(o)
     const paths = yield* inputFiles(o.files)
     const output = Option.isSome(o.output)
       ? Option.some(yield* checkOutputPath(o.output.value))
@@ -345,9 +407,18 @@ const run = Command.make("run", runOptions, (o) =>
         : planLine(submitted.id, submitted.plan)
     )
     if (o.detach) {
+      if (state._tag === "Postgres") {
+        // the runners of the store take it from here
+        const { layerClient } = yield* nodeJobs
+        yield* Effect.flatMap(Jobs.Jobs, (jobs) => jobs.start(submitted.id)).pipe(
+          Effect.provide(layerClient(state))
+        )
+      }
       yield* printLine(o.json ? JSON.stringify({ job: submitted.id }) : submitted.id)
       return yield* Console.error(
-        `recorded; \`batchkit jobs resume ${submitted.id}\` runs it, \`batchkit jobs watch ${submitted.id}\` follows it`
+        state._tag === "Postgres"
+          ? `sent to the runners of ${state.display}; \`batchkit jobs watch ${submitted.id}${stateFlag(state)}\` follows it, \`batchkit jobs results ${submitted.id}${stateFlag(state)} --output FILE\` writes its results`
+          : `recorded; \`batchkit jobs resume ${submitted.id}${stateFlag(state)}\` runs it, \`batchkit jobs watch ${submitted.id}${stateFlag(state)}\` follows it`
       )
     }
     yield* runToEnd(
@@ -355,7 +426,8 @@ const run = Command.make("run", runOptions, (o) =>
       state,
       submitted.id,
       output,
-      `\`batchkit jobs resume ${submitted.id}${state === ".batchkit/state.db" ? "" : ` --state ${state}`}\` (or the same \`batchkit run\`)`
+      `\`batchkit jobs resume ${submitted.id}${stateFlag(state)}\` (or the same \`batchkit run\`)`,
+      options.concurrency
     )
   })
 ).pipe(
@@ -369,9 +441,12 @@ const planDry = <E, R>(inputs: ReadonlyArray<Planner.Input<E, R>>, options: Job.
 
 // ---- jobs ----------------------------------------------------------------------------------
 
-const storeCommand = <A, E, R>(state: string, f: (jobs: Jobs.Service) => Effect.Effect<A, E, R>) =>
+const storeCommand = <A, E, R>(
+  state: StateOptions | NodeJobsModule.State,
+  f: (jobs: Jobs.Service) => Effect.Effect<A, E, R>
+) =>
   Effect.gen(function* () {
-    const checked = yield* checkState(state)
+    const checked = "_tag" in state ? state : yield* resolveState(state)
     const { layerStore } = yield* nodeJobs
     const { Jobs } = yield* jobsModule
     return yield* Effect.flatMap(Jobs.Jobs, f).pipe(Effect.provide(layerStore(checked)))
@@ -418,8 +493,8 @@ const jsonOption = Options.boolean("json").pipe(
   Options.withDescription("print the job as JSON (one object per line for lists)")
 )
 
-const jobsList = Command.make("list", { state: stateOption, json: jsonOption }, (o) =>
-  storeCommand(o.state, (jobs) =>
+const jobsList = Command.make("list", { ...stateOptions, json: jsonOption }, (o) =>
+  storeCommand(o, (jobs) =>
     Effect.flatMap(jobs.list, (all) =>
       o.json
         ? Effect.forEach(all, (s) => printLine(JSON.stringify(s)), { discard: true })
@@ -439,14 +514,14 @@ const jobsList = Command.make("list", { state: stateOption, json: jsonOption }, 
   )
 ).pipe(Command.withDescription("List the jobs of the store, newest first"))
 
-const jobsStatus = Command.make("status", { state: stateOption, json: jsonOption, job: jobId }, (o) =>
-  storeCommand(o.state, (jobs) =>
+const jobsStatus = Command.make("status", { ...stateOptions, json: jsonOption, job: jobId }, (o) =>
+  storeCommand(o, (jobs) =>
     Effect.flatMap(jobs.status(o.job), (s) => printLine(o.json ? JSON.stringify(s) : describeJob(s)))
   )
 ).pipe(Command.withDescription("Show a job: requests by outcome, batches by status, tokens and cost"))
 
-const jobsWatch = Command.make("watch", { state: stateOption, json: jsonOption, job: jobId }, (o) =>
-  storeCommand(o.state, (jobs) =>
+const jobsWatch = Command.make("watch", { ...stateOptions, json: jsonOption, job: jobId }, (o) =>
+  storeCommand(o, (jobs) =>
     Effect.gen(function* () {
       const done = yield* follow(jobs, o.job, o.json, `\`batchkit jobs watch ${o.job}\``)
       if (!o.json) yield* Console.error(summaryLines(done))
@@ -455,14 +530,16 @@ const jobsWatch = Command.make("watch", { state: stateOption, json: jsonOption, 
   )
 ).pipe(Command.withDescription("Follow a job to its end (from any process that reaches the store)"))
 
-const jobsCancel = Command.make("cancel", { state: stateOption, json: jsonOption, job: jobId }, (o) =>
-  storeCommand(o.state, (jobs) =>
+const jobsCancel = Command.make("cancel", { ...stateOptions, json: jsonOption, job: jobId }, (o) =>
+  storeCommand(o, (jobs) =>
     Effect.gen(function* () {
       const s = yield* jobs.cancel(o.job)
       yield* printLine(o.json ? JSON.stringify(s) : `${s.id} ${s.status}`)
       if (!s.isDone)
         yield* Console.error(
-          `job ${o.job} stops: the process running it cancels its batches and keeps their partial results; if none runs it, \`batchkit jobs resume ${o.job}\` does`
+          isPostgresText(o.state)
+            ? `job ${o.job} stops: the runner holding it cancels its batches and keeps their partial results`
+            : `job ${o.job} stops: the process running it cancels its batches and keeps their partial results; if none runs it, \`batchkit jobs resume ${o.job}${o.state === defaultState ? "" : ` --state ${o.state}`}\` does`
         )
     })
   )
@@ -471,7 +548,7 @@ const jobsCancel = Command.make("cancel", { state: stateOption, json: jsonOption
 const jobsResults = Command.make(
   "results",
   {
-    state: stateOption,
+    ...stateOptions,
     job: jobId,
     output: Options.file("output").pipe(
       Options.withAlias("o"),
@@ -482,7 +559,7 @@ const jobsResults = Command.make(
   (o) =>
     Effect.gen(function* () {
       const output = yield* checkOutputPath(o.output)
-      yield* storeCommand(o.state, (jobs) =>
+      yield* storeCommand(o, (jobs) =>
         Effect.gen(function* () {
           const s = yield* jobs.status(o.job)
           yield* writeFileAtomically(output, jobs.resultsJsonl(o.job))
@@ -496,7 +573,7 @@ const jobsResume = Command.make(
   "resume",
   {
     ...common,
-    state: stateOption,
+    ...stateOptions,
     job: jobId,
     output: Options.file("output").pipe(
       Options.withAlias("o"),
@@ -507,7 +584,7 @@ const jobsResume = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
-      const state = yield* checkState(o.state)
+      const state = yield* resolveState(o)
       const given = Option.isSome(o.output)
         ? Option.some(yield* checkOutputPath(o.output.value))
         : Option.none()
@@ -523,7 +600,8 @@ const jobsResume = Command.make(
         state,
         o.job,
         Option.isSome(given) ? given : recorded,
-        `\`batchkit jobs resume ${o.job}${state === ".batchkit/state.db" ? "" : ` --state ${state}`}\``
+        `\`batchkit jobs resume ${o.job}${stateFlag(state)}\``,
+        undefined
       )
     })
 ).pipe(Command.withDescription("Go on with a job where it stopped (after a crash, Ctrl-C or --detach)"))
@@ -533,7 +611,114 @@ export const jobs = Command.make("jobs").pipe(
   Command.withSubcommands([jobsList, jobsStatus, jobsWatch, jobsResume, jobsCancel, jobsResults])
 )
 
-export { run }
+// ---- runner --------------------------------------------------------------------------------
+
+const addressOption = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withPseudoName("HOST:PORT"),
+    Options.optional,
+    Options.withDescription(description)
+  )
+
+/** `HOST:PORT`, `[::1]:PORT`; port 1 to 65535. */
+const parseAddress = (flag: string, text: string) => {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
+  const port = m === null ? Number.NaN : Number(m[3])
+  return m !== null && port >= 1 && port <= 65535
+    ? Effect.succeed({ host: (m[1] ?? m[2])!, port })
+    : Effect.fail(new UsageError({ message: `--${flag}: '${text}' is not HOST:PORT (e.g. 10.0.0.5:34431)` }))
+}
+
+const runnerOptions = {
+  ...common,
+  ...stateOptions,
+  concurrency: Options.integer("concurrency").pipe(
+    Options.withPseudoName("N"),
+    Options.optional,
+    Options.withDescription("uploads and result downloads at once on this runner, over every job (default 4)")
+  ),
+  listen: addressOption(
+    "listen",
+    "where to listen for the other runners (default: a free port on 127.0.0.1)"
+  ),
+  advertise: addressOption(
+    "advertise",
+    "the address the other runners reach this one at (default: --listen)"
+  ),
+  takeover: durationOption(
+    "takeover",
+    "how long a runner that stopped answering keeps its work before the others take it over (default 35s)"
+  )
+}
+
+const runner = Command.make("runner", runnerOptions, (o) =>
+  Effect.gen(function* () {
+    const state = yield* resolveState(o)
+    if (state._tag !== "Postgres")
+      return yield* Effect.fail(
+        new UsageError({
+          message:
+            "--state: a runner shares a Postgres store with the others (--state postgres://USER@HOST:PORT/DB); a SQLite store's jobs run in `batchkit run` and `batchkit jobs resume`"
+        })
+      )
+    if (Option.isSome(o.concurrency) && o.concurrency.value < 1)
+      return yield* Effect.fail(
+        new UsageError({ message: `--concurrency: ${o.concurrency.value} is out of range (1 or more)` })
+      )
+    const NodeJobs = yield* nodeJobs
+    const listen = Option.isSome(o.listen)
+      ? yield* parseAddress("listen", o.listen.value)
+      : { host: "127.0.0.1", port: yield* NodeJobs.freePort("127.0.0.1") }
+    const advertise = Option.isSome(o.advertise)
+      ? yield* parseAddress("advertise", o.advertise.value)
+      : listen
+    if (Option.isNone(o.advertise) && (listen.host === "0.0.0.0" || listen.host === "::"))
+      return yield* Effect.fail(
+        new UsageError({
+          message: `--listen ${listen.host}: give --advertise, the address the other runners reach this one at`
+        })
+      )
+    const config = yield* batchConfig(o)
+    const show = (a: { readonly host: string; readonly port: number }) =>
+      a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+    yield* Effect.gen(function* () {
+      yield* Console.error(
+        `runner ${show(advertise)}${show(listen) === show(advertise) ? "" : ` (listening on ${show(listen)})`} on ${state.display}: it runs its share of every job of the store; SIGTERM or Ctrl-C hands its work over and stops it`
+      )
+      return yield* Effect.never
+    }).pipe(
+      Effect.onInterrupt(() =>
+        Console.error(`runner ${show(advertise)}: handing its work over to the other runners and stopping`)
+      ),
+      Effect.provide(
+        NodeJobs.layer({
+          ...config,
+          state,
+          runner: {
+            listen,
+            advertise,
+            ...(Option.isSome(o.concurrency) ? { concurrency: o.concurrency.value } : {}),
+            ...(Option.isSome(o.takeover) ? { takeover: o.takeover.value } : {})
+          }
+        })
+      ),
+      Effect.catchTag("SocketServerError", (e) =>
+        Effect.fail(
+          new UsageError({
+            message: `--listen ${show(listen)}: cannot listen there (${e.reason}${e.cause instanceof Error ? `: ${e.cause.message}` : ""})`
+          })
+        )
+      ),
+      Effect.mapError((e) => withUrlHint(e, config.baseUrl ?? ""))
+    )
+  })
+).pipe(
+  Command.withDescription(
+    "Run the jobs of a shared Postgres store, beside other runners on this machine or others; a killed runner's work moves to the others"
+  )
+)
+
+export { run, runner }
 
 export const jobCommands = {
   run,

@@ -20,6 +20,10 @@ const version =
     : (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
         .version
 
+// pg warns (DeprecationWarning) about the cluster storage's overlapping queries on one client;
+// a notice for library authors, not for a person at a terminal
+process.noDeprecation = true
+
 const args = normalizeArgs(process.argv.slice(2))
 const json = args.includes("--json")
 
@@ -30,15 +34,15 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 })
 
 // Ctrl-C and `kill` interrupt the command (which says what goes on and how to pick it up), then
-// exit 130 / 143 as shells expect, so `batchkit … && next` does not go ahead. The emulator is a
-// service: a signal is its normal stop.
+// exit 130 / 143 as shells expect, so `batchkit … && next` does not go ahead. The emulator and a
+// runner are services: a signal is their normal stop (exit 0).
 let signal: NodeJS.Signals | undefined
 for (const name of ["SIGINT", "SIGTERM"] as const) {
   process.once(name, () => {
     signal ??= name
   })
 }
-const service = commandPaths(args)[0] === "emulator"
+const service = commandPaths(args)[0] === "emulator" || commandPaths(args)[0] === "runner"
 
 if (args.includes("--help") || args.includes("-h")) {
   process.stdout.write(Help.render(args))

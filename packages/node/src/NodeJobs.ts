@@ -126,7 +126,8 @@ export const parseState = (
   options: { readonly password?: Redacted.Redacted | undefined } = {}
 ): Either.Either<State, StateError> => {
   if (!isPostgres(text)) {
-    if (text.trim() === "") return Either.left(new StateError({ message: "--state: empty; give a file path or postgres://…" }))
+    if (text.trim() === "")
+      return Either.left(new StateError({ message: "--state: empty; give a file path or postgres://…" }))
     return Either.right({ _tag: "Sqlite", path: text, display: text })
   }
   let url: URL
@@ -142,10 +143,14 @@ export const parseState = (
   const fromUrl = url.password === "" ? undefined : Redacted.make(decodeURIComponent(url.password))
   const database = decodeURIComponent(url.pathname.replace(/^\//, ""))
   if (url.hostname === "")
-    return Either.left(new StateError({ message: "--state: the Postgres URL has no host (postgres://USER@HOST:PORT/DB)" }))
+    return Either.left(
+      new StateError({ message: "--state: the Postgres URL has no host (postgres://USER@HOST:PORT/DB)" })
+    )
   if (database === "" || database.includes("/"))
     return Either.left(
-      new StateError({ message: "--state: the Postgres URL names no database (postgres://USER@HOST:PORT/DB)" })
+      new StateError({
+        message: "--state: the Postgres URL names no database (postgres://USER@HOST:PORT/DB)"
+      })
     )
   const port = url.port === "" ? 5432 : Number(url.port)
   const sslmode = url.searchParams.get("sslmode") ?? "disable"
@@ -165,7 +170,11 @@ export const parseState = (
     )
   for (const key of url.searchParams.keys())
     if (key !== "sslmode")
-      return Either.left(new StateError({ message: `--state: the Postgres URL's parameter '${key}' is not supported (only sslmode)` }))
+      return Either.left(
+        new StateError({
+          message: `--state: the Postgres URL's parameter '${key}' is not supported (only sslmode)`
+        })
+      )
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1")
   return Either.right({
     _tag: "Postgres",
@@ -186,7 +195,9 @@ export const parseState = (
  * @since 0.3.0
  * @category constructors
  */
-export const readPassword = (file?: string | undefined): Effect.Effect<Option.Option<Redacted.Redacted>, StateError> =>
+export const readPassword = (
+  file?: string | undefined
+): Effect.Effect<Option.Option<Redacted.Redacted>, StateError> =>
   file !== undefined
     ? Effect.try({
         try: () => Option.some(Redacted.make(readFileSync(file, "utf8").split(/\r?\n/)[0] ?? "")),
@@ -242,7 +253,9 @@ export const layerPostgres = (
     Layer.mapError((e) => {
       const cause = (e as { readonly cause?: unknown }).cause
       const reason = cause instanceof Error ? cause.message : e.message
-      return new StateError({ message: `cannot use the Postgres store ${state.display}: ${redact(reason, state)}` })
+      return new StateError({
+        message: `cannot use the Postgres store ${state.display}: ${redact(reason, state)}`
+      })
     })
   )
 
@@ -431,7 +444,10 @@ const shardingConfig = (
     runnerListenAddress: listen,
     shardLockExpiration: takeover,
     // a third of the expiry at most, as the engine advises, so a live runner never loses a lock
-    shardLockRefreshInterval: Duration.min(Duration.seconds(10), Duration.divide(takeover, 3).pipe(Option.getOrThrow)),
+    shardLockRefreshInterval: Duration.min(
+      Duration.seconds(10),
+      Duration.divide(takeover, 3).pipe(Option.getOrThrow)
+    ),
     entityTerminationTimeout: Duration.decode(options.drain ?? "15 seconds")
   }
 }
@@ -445,19 +461,21 @@ const socketCluster = (
   config: ShardingConfig.ShardingConfig["Type"],
   clientOnly: boolean
 ): Layer.Layer<Sharding.Sharding | Runners.Runners, SocketServer.SocketServerError, SqlClient.SqlClient> => {
-  const runner: Layer.Layer<any, any, any> = clientOnly
-    ? Layer.provide(SocketRunner.layerClientOnly, layerClientProtocol)
-    : Layer.provide(SocketRunner.layer, [layerSocketServer, layerClientProtocol])
-  const health: Layer.Layer<any, any, any> = clientOnly
-    ? (Layer.empty as unknown as Layer.Layer<any, any, any>)
-    : RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))
-  return runner.pipe(
-    Layer.provide(health),
-    Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
-    Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
-    Layer.provide(ShardingConfig.layer(config)),
-    Layer.provide(RpcSerialization.layerMsgPack)
-  ) as never
+  const shared = <A, E, R>(runner: Layer.Layer<A, E, R>) =>
+    runner.pipe(
+      Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
+      Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
+      Layer.provide(ShardingConfig.layer(config)),
+      Layer.provide(RpcSerialization.layerMsgPack)
+    )
+  if (clientOnly) return shared(Layer.provide(SocketRunner.layerClientOnly, layerClientProtocol))
+  const health = RunnerHealth.layerPing.pipe(
+    Layer.provide(Runners.layerRpc),
+    Layer.provide(layerClientProtocol)
+  )
+  return shared(
+    Layer.provide(SocketRunner.layer, [layerSocketServer, layerClientProtocol]).pipe(Layer.provide(health))
+  )
 }
 
 /**
@@ -547,19 +565,27 @@ export const layerWithServices = (
   BatchService.BatchService | FileService.FileService
 > =>
   Layer.unwrapEffect(
-    Effect.map(stateOf(state), (s): Layer.Layer<
-      Jobs.Jobs | WorkflowEngine.WorkflowEngine,
-      SqlError.SqlError | EngineBusy | StateError | SocketServer.SocketServerError,
-      BatchService.BatchService | FileService.FileService
-    > => {
-      const workflows = Layer.mergeAll(Jobs.layer, Jobs.layerWorkflowWith({ concurrency: runner.concurrency }))
-      if (s._tag === "Sqlite") {
-        // the lease first: the engine resumes workflows as soon as it starts
-        const engine = Layer.provideMerge(layerEngine, lease(s.path))
-        return workflows.pipe(Layer.provideMerge(engine), Layer.provide(layerSqlite(s.path)))
+    Effect.map(
+      stateOf(state),
+      (
+        s
+      ): Layer.Layer<
+        Jobs.Jobs | WorkflowEngine.WorkflowEngine,
+        SqlError.SqlError | EngineBusy | StateError | SocketServer.SocketServerError,
+        BatchService.BatchService | FileService.FileService
+      > => {
+        const workflows = Layer.mergeAll(
+          Jobs.layer,
+          Jobs.layerWorkflowWith({ concurrency: runner.concurrency })
+        )
+        if (s._tag === "Sqlite") {
+          // the lease first: the engine resumes workflows as soon as it starts
+          const engine = Layer.provideMerge(layerEngine, lease(s.path))
+          return workflows.pipe(Layer.provideMerge(engine), Layer.provide(layerSqlite(s.path)))
+        }
+        return workflows.pipe(Layer.provideMerge(layerRunnerEngine(runner)), Layer.provide(layerPostgres(s)))
       }
-      return workflows.pipe(Layer.provideMerge(layerRunnerEngine(runner)), Layer.provide(layerPostgres(s)))
-    })
+    )
   ) as never
 
 /**
@@ -594,4 +620,5 @@ export const layerConfig = (
 ): Layer.Layer<
   Jobs.Jobs | WorkflowEngine.WorkflowEngine | BatchService.BatchService | FileService.FileService,
   SqlError.SqlError | ConfigError | EngineBusy | StateError | SocketServer.SocketServerError
-> => layerWithServices(options?.state, options?.runner).pipe(Layer.provideMerge(NodeBatch.layerConfig(options)))
+> =>
+  layerWithServices(options?.state, options?.runner).pipe(Layer.provideMerge(NodeBatch.layerConfig(options)))

@@ -27,7 +27,9 @@ const postgres = (url: string, password: string) => {
 
 describe("NodeJobs.parseState", () => {
   it("reads a Postgres URL: the password Redacted, never in what is shown", () => {
-    const state = Either.getOrThrow(NodeJobs.parseState("postgres://ann:s3cr%40t@db.example:6543/jobs?sslmode=require"))
+    const state = Either.getOrThrow(
+      NodeJobs.parseState("postgres://ann:s3cr%40t@db.example:6543/jobs?sslmode=require")
+    )
     expect(state._tag).toBe("Postgres")
     if (state._tag !== "Postgres") return
     expect(state).toMatchObject({ host: "db.example", port: 6543, database: "jobs", user: "ann" })
@@ -68,7 +70,11 @@ describe("NodeJobs on Postgres", () => {
     Effect.gen(function* () {
       const { url } = yield* database("wrongpw")
       const state = postgres(url, "not-the-password-XYZ")
-      const exit = yield* Effect.exit(Effect.scoped(Effect.flatMap(Jobs.Jobs, (j) => j.list).pipe(Effect.provide(NodeJobs.layerStore(state)))))
+      const exit = yield* Effect.exit(
+        Effect.scoped(
+          Effect.flatMap(Jobs.Jobs, (j) => j.list).pipe(Effect.provide(NodeJobs.layerStore(state)))
+        )
+      )
       expect(Exit.isFailure(exit)).toBe(true)
       const text = String(Exit.isFailure(exit) ? exit.cause : "")
       expect(text).toContain("StateError")
@@ -110,15 +116,27 @@ describe("NodeJobs on Postgres", () => {
         // every table of the store, every row, as text: neither the API key nor the password
         const dump = yield* Effect.gen(function* () {
           const sql = yield* PgClient.PgClient
-          const tables = yield* sql<{ readonly name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'`
+          const tables = yield* sql<{
+            readonly name: string
+          }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'`
           const parts: Array<string> = []
           for (const t of tables) {
             const rows = yield* sql.unsafe(`SELECT * FROM ${t.name}`)
-            parts.push(JSON.stringify(rows, (_, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : typeof v === "bigint" ? String(v) : v)))
+            parts.push(
+              JSON.stringify(rows, (_, v) =>
+                v instanceof Uint8Array
+                  ? Buffer.from(v).toString("utf8")
+                  : typeof v === "bigint"
+                    ? String(v)
+                    : v
+              )
+            )
           }
           return { tables: tables.map((t) => t.name), text: parts.join("\n") }
         }).pipe(Effect.provide(PgClient.layer({ url: withPassword(url, password) })))
-        expect(dump.tables).toEqual(expect.arrayContaining(["batchkit_jobs", "batchkit_results", "cluster_messages"]))
+        expect(dump.tables).toEqual(
+          expect.arrayContaining(["batchkit_jobs", "batchkit_results", "cluster_messages"])
+        )
         expect(dump.text).toContain("r249")
         expect(dump.text).not.toContain(apiKey)
         expect(dump.text).not.toContain(password)

@@ -95,7 +95,7 @@ export interface ResultRow {
   readonly reasoning_tokens: number
 }
 
-const migrations = [
+const migrations = (bytes: string) => [
   `CREATE TABLE IF NOT EXISTS batchkit_jobs (
     id TEXT PRIMARY KEY,
     created_at DOUBLE PRECISION NOT NULL,
@@ -175,7 +175,7 @@ const migrations = [
     outcome TEXT NOT NULL,
     retryable INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
-    record BLOB NOT NULL,
+    record ${bytes} NOT NULL,
     input_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
@@ -204,9 +204,23 @@ const chunks = <A>(rows: ReadonlyArray<A>, size = insertChunk): Array<ReadonlyAr
   return out
 }
 
+/** A key of our own for Postgres's advisory lock around the tables' creation. */
+const migrationLock = 0x6261_7463 // "batc"
+
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  for (const statement of migrations) yield* sql.unsafe(statement)
+  yield* sql.onDialectOrElse({
+    // runners starting together would race to create the same tables (Postgres fails one of
+    // two concurrent CREATE TABLE IF NOT EXISTS): one at a time, under a lock held to commit
+    pg: () =>
+      sql.withTransaction(
+        Effect.zipRight(
+          sql`SELECT pg_advisory_xact_lock(${migrationLock})`,
+          Effect.forEach(migrations("BYTEA"), (statement) => sql.unsafe(statement), { discard: true })
+        )
+      ),
+    orElse: () => Effect.forEach(migrations("BLOB"), (statement) => sql.unsafe(statement), { discard: true })
+  })
 
   const job = (id: string) =>
     Effect.map(sql<JobRow>`SELECT * FROM batchkit_jobs WHERE id = ${id}`, (rows) =>

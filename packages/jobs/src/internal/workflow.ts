@@ -361,7 +361,6 @@ const busyWait = 2000
 /** A shard whose tokens count against its model's enqueued-token limit: being sent, or running. */
 const holds = (s: ShardRow) => s.state === "submitting" || s.state === "submitted"
 
-
 /** Gives every request of a shard that will not run again a final `errored` result. */
 const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string, message: string) =>
   Effect.gen(function* () {

@@ -15,7 +15,9 @@ export const database = (prefix: string) =>
     yield* sql.unsafe(`CREATE DATABASE ${name}`)
     return { url: url.replace(/\/[^/]*$/, `/${name}`), password }
   }).pipe(
-    Effect.provide(PgClient.layer({ url: withPassword(inject("postgres").url, inject("postgres").password) })),
+    Effect.provide(
+      PgClient.layer({ url: withPassword(inject("postgres").url, inject("postgres").password) })
+    ),
     Effect.orDie
   )
 
