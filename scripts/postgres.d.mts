@@ -8,6 +8,8 @@ export interface TestPostgres {
   readonly stop: () => void
   /** A new, empty database on the same server: its URL (no password). */
   readonly createDatabase: (name: string) => string
+  /** Everything a database holds (default the first one), as pg_dump's text; bytea as hex. */
+  readonly dump: (database?: string) => string
 }
 export declare const ensurePostgres: () => string
 export declare const startPostgres: (options?: {

@@ -139,7 +139,24 @@ export const startPostgres = async (options = {}) => {
     run("createdb", ["-h", dir, "-p", String(port), "-U", user, name])
     return `postgres://${user}@127.0.0.1:${port}/${name}`
   }
-  return { url, password, port, dir, stop, createDatabase }
+  /** Everything a database holds, as pg_dump's text (bytea as hex): for tests that look for secrets. */
+  const dump = (name = database) =>
+    execFileSync(
+      asServer.length > 0 ? asServer[0] : join(bin, "pg_dump"),
+      [
+        ...asServer.slice(1),
+        ...(asServer.length > 0 ? [join(bin, "pg_dump")] : []),
+        "-h",
+        dir,
+        "-p",
+        String(port),
+        "-U",
+        user,
+        name
+      ],
+      { maxBuffer: 1 << 30 }
+    ).toString("utf8")
+  return { url, password, port, dir, stop, createDatabase, dump }
 }
 
 const main = async () => {

@@ -49,8 +49,9 @@ describe("the README's programs", () => {
   })
 
   it("the watchMany example follows every unfinished batch to its end", { timeout: 60_000 }, async () => {
-    // slow enough that the batches still run when the program starts (300 requests: about 10 s)
-    const server = await Emulator.start({ speed: 5 })
+    // slow enough that the batches still run when the program starts, even on a busy machine
+    // where tsx takes seconds to start (300 requests: about 20 s)
+    const server = await Emulator.start({ speed: 2.5 })
     try {
       const form = new FormData()
       form.append("purpose", "batch")

@@ -49,11 +49,17 @@ export interface Options extends Omit<Simulator.Options, "now" | "stamp"> {
   /**
    * Told of each API request before the simulator acts on it and after (before the answer is
    * sent): for tests that act at an exact point of a client's work, such as killing it right
-   * after the server made a batch and before the client heard of it.
+   * after the server made a batch and before the client heard of it. `headers` and `body` are the
+   * request's own (the body read whole).
    */
   readonly onRequest?:
     | ((
-        request: { readonly method: string; readonly path: string },
+        request: {
+          readonly method: string
+          readonly path: string
+          readonly headers: Readonly<Record<string, string>>
+          readonly body: Uint8Array
+        },
         when: "before" | "after"
       ) => void | Promise<void>)
     | undefined
@@ -244,7 +250,7 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
           if (url.pathname.startsWith("/__admin/")) return admin(simulator, req, res, url.pathname, body)
           const headers: Record<string, string> = {}
           for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v
-          const seen = { method: req.method ?? "GET", path: url.pathname }
+          const seen = { method: req.method ?? "GET", path: url.pathname, headers, body }
           await options.onRequest?.(seen, "before")
           const reply = await Effect.runPromise(
             simulator.handle({

@@ -12,7 +12,15 @@ export type Server = Awaited<ReturnType<typeof Emulator.start>>
 /** An emulator whose requests can be acted on: `hook` is replaced by each test. */
 export const hooked = async (options: Emulator.Options = {}) => {
   const box: {
-    hook: (r: { method: string; path: string }, when: "before" | "after") => void | Promise<void>
+    hook: (
+      r: {
+        readonly method: string
+        readonly path: string
+        readonly headers: Readonly<Record<string, string>>
+        readonly body: Uint8Array
+      },
+      when: "before" | "after"
+    ) => void | Promise<void>
   } = {
     hook: () => {}
   }
