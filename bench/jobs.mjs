@@ -2,6 +2,9 @@
 //   planning: 1,000,000 lines (about 400 MB) checked and cut into shards, in MB/s and peak RSS growth
 //   a job of 1,000,000 requests end to end against the emulator: wall time and peak RSS of the CLI
 //   the results merge (`batchkit jobs results`): MB/s of the results file written in input order
+//   the same job on Postgres, with 1 and with 3 `batchkit runner`s (a server of the bench's own,
+//   scripts/postgres.mjs): wall time, peak RSS of each runner, the requests each watch cycle
+//   spent (list pages and retrieves, counted by the emulator); --no-postgres skips it
 // Prints a table and writes bench-results/jobs.json.
 import { spawn } from "node:child_process"
 import {
@@ -127,6 +130,86 @@ const merge = {
 log(
   `merge: ${merge.outputMb.toFixed(0)} MB in ${merge.seconds.toFixed(2)} s, ${merge.mbPerSecond.toFixed(0)} MB/s`
 )
+// its batches and files are in memory: the Postgres cases start emulators of their own
+emulator.kill()
+
+// ---- the same job on Postgres, executed by 1 and by 3 runners
+const runnersCases = []
+if (!process.argv.includes("--no-postgres")) {
+  const { startPostgres } = await import("../scripts/postgres.mjs")
+  const pg = await startPostgres()
+  process.on("exit", () => pg.stop())
+  for (const count of [1, 3]) {
+    const url = pg.createDatabase(`bench_${count}_runners`)
+    const server = spawn(process.execPath, [cli, "emulator", "--speed", "1000000", "--api-key", "sk-bench"], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    const base = await new Promise((resolve) => {
+      let out = ""
+      server.stdout.on("data", (d) => {
+        out += d
+        if (out.includes("\n")) resolve(out.trim())
+      })
+    })
+    const pgEnv = { ...env, OPENAI_BASE_URL: base, PGPASSWORD: pg.password }
+    const runners = Array.from({ length: count }, () => {
+      const child = spawn(process.execPath, [cli, "runner", "--state", url], {
+        env: { ...process.env, ...pgEnv },
+        stdio: ["ignore", "ignore", "pipe"]
+      })
+      let said = ""
+      child.stderr.on("data", (d) => (said += d))
+      const runner = { child, peak: 0, up: () => said.startsWith("runner ") }
+      runner.sample = setInterval(() => {
+        try {
+          const status = readFileSync(`/proc/${child.pid}/status`, "utf8")
+          runner.peak = Math.max(runner.peak, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024)
+        } catch {}
+      }, 100)
+      return runner
+    })
+    while (!runners.every((r) => r.up())) await new Promise((r) => setTimeout(r, 50))
+    const started = performance.now()
+    const detached = await measure([cli, "run", input, "--state", url, "--detach"], pgEnv)
+    const id = detached.stdout.trim()
+    await measure([cli, "jobs", "watch", id, "--state", url], pgEnv)
+    const seconds = (performance.now() - started) / 1000
+    const merged = await measure(
+      [cli, "jobs", "results", id, "--state", url, "--output", join(work, `pg-${count}.jsonl`)],
+      pgEnv
+    )
+    for (const r of runners) {
+      r.child.kill("SIGTERM")
+      await new Promise((resolve) => r.child.once("close", resolve))
+      clearInterval(r.sample)
+    }
+    // a watch cycle starts with the first list page (no `after`); the requests it spends
+    // watching are its list pages and the retrieves of batches not on them (collecting a batch
+    // retrieves it once more: those are not watching)
+    const seen = (await (await fetch(`${base.replace(/\/v1$/, "")}/__admin/requests`)).json()).data
+    server.kill()
+    const pages = seen.filter((r) => r.method === "GET" && r.path === "/v1/batches")
+    const cycles = pages.filter((r) => !new URLSearchParams(r.query).has("after")).length
+    const batchCount = seen.filter((r) => r.method === "POST" && r.path === "/v1/batches").length
+    const retrieves =
+      seen.filter((r) => r.method === "GET" && /^\/v1\/batches\/[^/]+$/.test(r.path)).length - batchCount
+    const result = {
+      runners: count,
+      seconds,
+      planSeconds: detached.seconds,
+      peakRssMb: runners.map((r) => r.peak / 1e6),
+      cycles,
+      requestsPerCycle: (pages.length + retrieves) / Math.max(1, cycles),
+      listPages: pages.length,
+      retrieves,
+      mergeMbPerSecond: outputBytes / 1e6 / merged.seconds
+    }
+    runnersCases.push(result)
+    log(
+      `postgres, ${count} runner(s): ${seconds.toFixed(1)} s (of which run --detach ${detached.seconds.toFixed(1)} s), peak RSS ${result.peakRssMb.map((m) => m.toFixed(0)).join(" / ")} MB, ${cycles} watch cycles at ${result.requestsPerCycle.toFixed(2)} requests each (${pages.length} list pages, ${retrieves} retrieves while watching), merge ${result.mergeMbPerSecond.toFixed(0)} MB/s`
+    )
+  }
+}
 
 const rows = [
   ["case", "figure", "target", "met"],
@@ -147,7 +230,13 @@ const rows = [
     `${merge.mbPerSecond.toFixed(0)} MB/s`,
     "≥100 MB/s",
     merge.mbPerSecond >= 100 ? "yes" : "NO"
-  ]
+  ],
+  ...runnersCases.map((c) => [
+    `same job on Postgres, ${c.runners} runner${c.runners > 1 ? "s" : ""}`,
+    `${c.seconds.toFixed(1)} s, peak RSS ${c.peakRssMb.map((m) => m.toFixed(0)).join("/")} MB, ${c.requestsPerCycle.toFixed(2)} requests/watch cycle`,
+    "≤⌈batches/100⌉+1 per cycle",
+    c.requestsPerCycle <= Math.ceil(planned.shards.length / 100) + 1 ? "yes" : "NO"
+  ])
 ]
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
 for (const [i, r] of rows.entries()) {
@@ -157,6 +246,6 @@ for (const [i, r] of rows.entries()) {
 mkdirSync(join(root, "bench-results"), { recursive: true })
 writeFileSync(
   join(root, "bench-results", "jobs.json"),
-  `${JSON.stringify({ date: new Date().toISOString(), lines, inputBytes, planning, endToEnd, merge }, null, 2)}\n`
+  `${JSON.stringify({ date: new Date().toISOString(), lines, inputBytes, planning, endToEnd, merge, postgres: runnersCases }, null, 2)}\n`
 )
 process.exit(0)

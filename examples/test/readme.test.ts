@@ -14,7 +14,7 @@ import { promisify } from "node:util"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const readme = readFileSync(here("../../README.md"), "utf8")
-const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1])
+const blocks = [...readme.matchAll(/```(?:ts|sh)\n([\s\S]*?)```/g)].map((m) => m[1])
 
 describe("the README's programs", () => {
   for (const name of readdirSync(here("../readme"))) {

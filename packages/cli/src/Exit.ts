@@ -64,10 +64,13 @@ export const report = (
     }
   }
   const kind = error._tag === "TransportError" ? `${error._tag} (${error.reason})` : error._tag
+  // the database's own words ("relation … does not exist"), not only "Failed to execute statement"
+  const cause = error._tag === "SqlError" ? (error as { readonly cause?: unknown }).cause : undefined
+  const detail = cause instanceof Error && cause.message !== "" ? ` (${cause.message})` : ""
   return {
     code: exitCodes.apiOrNetwork,
     line: json
       ? JSON.stringify({ error: { message: error.message, type: error._tag, param: null, code: null } })
-      : `error: ${kind}: ${error.message}`
+      : `error: ${kind}: ${error.message}${detail}`
   }
 }

@@ -61,6 +61,13 @@ if (args.includes("--help") || args.includes("-h")) {
         process.exitCode = code
       })
     ),
+    // a bug of ours or of a library: never a silent exit
+    Effect.catchAllDefect((defect) =>
+      Effect.sync(() => {
+        process.stderr.write(`error: unexpected: ${Cause.pretty(Cause.die(defect))}\n`)
+        process.exitCode = 1
+      })
+    ),
     Effect.provide(NodeContext.layer),
     // what the CLI says it writes itself; libraries' log notices (the workflow engine's runner
     // health and the like) are not for a person at a terminal

@@ -7,10 +7,12 @@
  * or table holds the API key or the database password.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { readFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { type TestPostgres, startPostgres } from "../../../scripts/postgres.mjs"
-import { apiKey } from "./support/cli.js"
+import { apiKey, bin } from "./support/cli.js"
 import { batchesOf, cli, embeddings, hooked, jobIdOf, scratch, start } from "./support/jobs.js"
 
 let pg: TestPostgres
@@ -173,6 +175,42 @@ describe("batchkit runner on Postgres", { timeout: 240_000 }, () => {
       expect(seen).not.toContain(secret)
       expect(seen).not.toContain(hex(secret))
     }
+  })
+
+  it("the README's three runners on one machine run a job to its results (examples/readme/runners.sh)", async () => {
+    const dir = scratch()
+    const state = pg.createDatabase("readme")
+    const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+    copyFileSync(here("../../../examples/requests.jsonl"), join(dir, "requests.jsonl"))
+    // `batchkit` on the PATH, as an installed CLI would be
+    mkdirSync(join(dir, "bin"))
+    writeFileSync(join(dir, "bin", "batchkit"), `#!/bin/sh\nexec "${process.execPath}" "${bin}" "$@"\n`)
+    chmodSync(join(dir, "bin", "batchkit"), 0o755)
+    const script = spawn("bash", [here("../../../examples/readme/runners.sh")], {
+      cwd: dir,
+      env: {
+        PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}`,
+        STATE: state,
+        PGPASSWORD: pg.password,
+        OPENAI_API_KEY: apiKey,
+        OPENAI_BASE_URL: emulator.server.url
+      }
+    })
+    let said = ""
+    script.stdout.on("data", (d: Buffer) => (said += d))
+    script.stderr.on("data", (d: Buffer) => (said += d))
+    const code = await new Promise((resolve) => script.on("close", resolve))
+    expect(code, said).toBe(0)
+    // every runner started, then handed over and stopped on SIGTERM
+    expect(said.match(/^runner 127\.0\.0\.1:2443[123] on postgres:/gm)?.length, said).toBe(3)
+    expect(said.match(/handing its work over to the other runners and stopping/g)?.length).toBe(3)
+    const lines = readFileSync(join(dir, "results.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { custom_id: string; outcome: string })
+    expect(lines.map((l) => l.custom_id)).toEqual(Array.from({ length: 300 }, (_, i) => `request-${i + 1}`))
+    expect(lines.every((l) => l.outcome === "succeeded")).toBe(true)
+    expect(said).not.toContain(pg.password)
   })
 
   it("a runner needs a Postgres store, and says so before anything starts", async () => {

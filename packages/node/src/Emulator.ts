@@ -11,6 +11,7 @@
  * - `POST /__admin/faults` with `{"operation": "batches.create", "fault": {"_tag": "ResetAfter"}, "times": 1}`
  *   (or an array of them) arms faults; `GET` lists the armed ones; `DELETE` disarms all.
  * - `GET /__admin/batches` lists every batch as the API would show it now.
+ * - `GET /__admin/requests` lists every API request so far (method, path, query), in order.
  *
  * @since 0.1.0
  */
@@ -157,6 +158,14 @@ const admin = async (
         await Effect.runPromise(simulator.inject(rule.operation, rule.fault, rule.times ?? 1))
       return sendJson(res, 200, { faults: await Effect.runPromise(simulator.pendingFaults) })
     }
+  }
+  if (path === "/__admin/requests" && req.method === "GET") {
+    // what a test or a benchmark counts: method, path and query of each API request, in order
+    // (never the headers: they carry the key)
+    const seen = await Effect.runPromise(simulator.requests)
+    return sendJson(res, 200, {
+      data: seen.map((r) => ({ method: r.method, path: r.path, query: r.query }))
+    })
   }
   if (path === "/__admin/batches" && req.method === "GET") {
     return sendJson(res, 200, { data: await Effect.runPromise(simulator.batches) })

@@ -453,6 +453,15 @@ const shardingConfig = (
 }
 
 /**
+ * Processes that start together on a new database race to create the cluster's tables (its
+ * migrator is not locked): the losers try again, when the tables are there.
+ */
+const migrationRace = Schedule.spaced("300 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(10))
+)
+
+/**
  * The cluster over the store's SQL and sockets between runners: `NodeClusterSocket.layer({
  * storage: "sql" })`, with the configuration given here whole (never read from `HOST`, `PORT`
  * and the like in the environment).
@@ -463,8 +472,8 @@ const socketCluster = (
 ): Layer.Layer<Sharding.Sharding | Runners.Runners, SocketServer.SocketServerError, SqlClient.SqlClient> => {
   const shared = <A, E, R>(runner: Layer.Layer<A, E, R>) =>
     runner.pipe(
-      Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
-      Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
+      Layer.provideMerge(Layer.orDie(Layer.retry(SqlMessageStorage.layer, migrationRace))),
+      Layer.provide(Layer.orDie(Layer.retry(SqlRunnerStorage.layer, migrationRace))),
       Layer.provide(ShardingConfig.layer(config)),
       Layer.provide(RpcSerialization.layerMsgPack)
     )

@@ -219,6 +219,16 @@ describe("the emulator speaks the spec's wire protocol", { timeout: 20_000 }, ()
     expect(bad.status).toBe(400)
   })
 
+  it("lists the API requests it has seen through the admin route, without their headers", async () => {
+    const admin = `${server.url.replace(/\/v1$/, "")}/__admin/requests`
+    const before = (await (await fetch(admin)).json()).data.length
+    await call("GET", "/batches?limit=2")
+    const { data } = await (await fetch(admin)).json()
+    expect(data.length).toBe(before + 1)
+    expect(data.at(-1)).toEqual({ method: "GET", path: "/v1/batches", query: "limit=2" })
+    expect(JSON.stringify(data)).not.toContain(apiKey)
+  })
+
   it("hands out ids no other emulator does", async () => {
     const other = await Emulator.start({ apiKey, speed: 500 })
     try {
