@@ -81,8 +81,10 @@ describe("batchkit run and jobs", { timeout: 180_000 }, () => {
   })
 
   it("a batch over the enqueued-token limit goes back to the queue; --max-enqueued-tokens keeps them under it", async () => {
-    // 300 requests ≈ 300 × 13 tokens ≈ 3,900: two shards do not fit together under 5,000
-    const { server } = await hooked({ speed: 2000, enqueuedTokenLimits: { "text-embedding-3-small": 5000 } })
+    // 300 requests ≈ 300 × 13 tokens ≈ 3,900: two shards do not fit together under 5,000. At 50×
+    // a batch runs about a second, so the two shards' batches overlap even on a busy machine
+    // (at 2000× the first could end before the second was validated, and nothing was refused)
+    const { server } = await hooked({ speed: 50, enqueuedTokenLimits: { "text-embedding-3-small": 5000 } })
     try {
       const dir = scratch()
       embeddings(dir, 600)

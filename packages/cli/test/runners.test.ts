@@ -34,7 +34,14 @@ const until = (what: string, f: () => boolean, ms = 60_000) =>
   new Promise<void>((resolve, reject) => {
     const t0 = Date.now()
     const poll = setInterval(() => {
-      if (f()) {
+      let held: boolean
+      try {
+        held = f()
+      } catch (e) {
+        clearInterval(poll)
+        return reject(e)
+      }
+      if (held) {
         clearInterval(poll)
         resolve()
       } else if (Date.now() - t0 > ms) {
@@ -73,8 +80,22 @@ describe("batchkit runner on Postgres", { timeout: 240_000 }, () => {
         dir,
         { ...env, OPENAI_PROJECT_ID: `proj_${name}` }
       )
-    await until("four runners up", () =>
-      Object.values(runners).every((r) => /^runner 127\.0\.0\.1:\d+ on postgres:\/\//m.test(r.stderr()))
+    // a runner that could not start says why (and fails the test at once)
+    const startFailures: Array<string> = []
+    for (const [name, r] of Object.entries(runners))
+      void r.done.then((end) => {
+        if (!/^runner 127\.0\.0\.1:\d+ on postgres:\/\//m.test(end.stderr))
+          startFailures.push(`runner ${name} exited ${end.code}: ${end.stderr}`)
+      })
+    await until(
+      "four runners up",
+      () => {
+        if (startFailures.length > 0) throw new Error(startFailures.join("\n"))
+        return Object.values(runners).every((r) =>
+          /^runner 127\.0\.0\.1:\d+ on postgres:\/\//m.test(r.stderr())
+        )
+      },
+      120_000
     )
     for (const r of Object.values(runners)) expect(r.stderr()).not.toContain(pg.password)
 

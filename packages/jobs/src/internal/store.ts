@@ -11,6 +11,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Option from "effect/Option"
@@ -212,13 +213,21 @@ export const make = Effect.gen(function* () {
   yield* sql.onDialectOrElse({
     // runners starting together would race to create the same tables (Postgres fails one of
     // two concurrent CREATE TABLE IF NOT EXISTS): one at a time, under a lock held to commit
+    // and the cluster's own migrations, in other processes, take locks of their own: a deadlock
+    // with them ends one side, which tries again
     pg: () =>
-      sql.withTransaction(
-        Effect.zipRight(
-          sql`SELECT pg_advisory_xact_lock(${migrationLock})`,
-          Effect.forEach(migrations("BYTEA"), (statement) => sql.unsafe(statement), { discard: true })
+      sql
+        .withTransaction(
+          Effect.zipRight(
+            sql`SELECT pg_advisory_xact_lock(${migrationLock})`,
+            Effect.forEach(migrations("BYTEA"), (statement) => sql.unsafe(statement), { discard: true })
+          )
         )
-      ),
+        .pipe(
+          Effect.retry(
+            Schedule.spaced("300 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(10)))
+          )
+        ),
     orElse: () => Effect.forEach(migrations("BLOB"), (statement) => sql.unsafe(statement), { discard: true })
   })
 
