@@ -3,6 +3,7 @@
  * package's typecheck and run: the testing example by vitest (readme/simulator.test.ts), the
  * quick-start against the emulator as a user would run it, with OPENAI_BASE_URL.
  */
+import { Provider } from "@batchkit/core"
 import { Emulator } from "@batchkit/node"
 import { describe, expect, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
@@ -84,6 +85,38 @@ describe("the README's programs", () => {
       await server.close()
     }
   })
+
+  for (const provider of ["openai", "azure", "groq", "compatible"] as const) {
+    it(`the providers example runs for ${provider} against the emulator playing it`, {
+      timeout: 60_000
+    }, async () => {
+      const server = await Emulator.start({
+        speed: 1000,
+        provider: Provider.profiles[provider],
+        apiKey: "readme-key"
+      })
+      try {
+        const variables: Record<string, Record<string, string>> = {
+          openai: { OPENAI_API_KEY: "readme-key", OPENAI_BASE_URL: server.url },
+          azure: {
+            AZURE_OPENAI_API_KEY: "readme-key",
+            AZURE_OPENAI_ENDPOINT: server.url.replace(/\/openai$/, ""),
+            OPENAI_API_VERSION: "2024-10-21"
+          },
+          groq: { GROQ_API_KEY: "readme-key", GROQ_BASE_URL: server.url },
+          compatible: { OPENAI_API_KEY: "readme-key", OPENAI_BASE_URL: server.url }
+        }
+        const { stdout, stderr } = await promisify(execFile)(
+          here("../../node_modules/.bin/tsx"),
+          ["--conditions=@batchkit/source", here("../readme/providers.ts")],
+          { env: { PATH: process.env.PATH ?? "", BATCHKIT_PROVIDER: provider, ...variables[provider] } }
+        )
+        expect(`${stdout}${stderr}`).toContain(`${provider}: 0 batches`)
+      } finally {
+        await server.close()
+      }
+    })
+  }
 
   it("the quick-start runs against the emulator with OPENAI_BASE_URL", { timeout: 60_000 }, async () => {
     const server = await Emulator.start({ speed: 2000 })

@@ -2,7 +2,15 @@
  * The `batchkit` command, per the CLI contract of design.md: every command, its options, its
  * output (tables for people, the API's JSON for scripts; data on stdout only) and exit codes.
  */
-import { type Batch, type BatchError, BatchFile, BatchLine, BatchService, FileService } from "@batchkit/core"
+import {
+  type Batch,
+  type BatchError,
+  BatchFile,
+  BatchLine,
+  BatchService,
+  FileService,
+  Provider
+} from "@batchkit/core"
 import type { Emulator } from "@batchkit/node"
 import type { Jobs } from "@batchkit/jobs"
 import type * as NodeJobs from "@batchkit/node/NodeJobs"
@@ -379,8 +387,11 @@ const submit = Command.make(
       }
       // everything submit checks happens here, before any upload, and the dry run stops after it
       const { NodeFileSource } = yield* node
+      // the provider's endpoints and limits: a file good for one may not be for another
+      const provider = Provider.profiles[o.provider]
       const summary = yield* BatchLine.validateInput(NodeFileSource.stream(path), {
-        endpoint: Option.getOrUndefined(o.endpoint)
+        endpoint: Option.getOrUndefined(o.endpoint),
+        provider
       }).pipe(Effect.mapError((e) => new UsageError({ message: `${path}: cannot read: ${e.message}` })))
       if (summary.problemCount > 0) {
         const lines = summary.problems.map(
@@ -394,11 +405,11 @@ const submit = Command.make(
         )
       }
       const params = {
-        endpoint: (Option.getOrUndefined(o.endpoint) ?? summary.endpoint) as `/v1/${string}`,
+        endpoint: (Option.getOrUndefined(o.endpoint) ?? summary.endpoint) as `/${string}`,
         ...(Object.keys(o.metadata).length > 0 ? { metadata: o.metadata } : {}),
         ...(Option.isSome(o.outputExpiresAfter) ? { output_expires_after: o.outputExpiresAfter.value } : {})
       }
-      yield* BatchService.checkCreate({ ...params, input_file_id: "file-dry-run" })
+      yield* BatchService.checkCreate({ ...params, input_file_id: "file-dry-run" }, { provider })
       if (o.dryRun) {
         const facts = {
           file: path,
@@ -595,7 +606,13 @@ const emulator = Command.make(
         "this fraction of requests fails with a 500 on its first attempt only, e.g. 0.01"
       )
     ),
-    completionWindow: durationOption("completion-window", "how long until a batch expires (default 24h)")
+    completionWindow: durationOption("completion-window", "how long until a batch expires (default 24h)"),
+    provider: Options.choice("provider", ["openai", "azure", "groq", "compatible"]).pipe(
+      Options.withDefault("openai" as const),
+      Options.withDescription(
+        "whose Batch API to play: azure serves /openai?api-version=… and /openai/v1, takes an api-key header and lines with url /chat/completions (default openai)"
+      )
+    )
   },
   (o) =>
     Effect.gen(function* () {
@@ -626,6 +643,7 @@ const emulator = Command.make(
       const { Responder } = yield* Effect.promise(() => import("@batchkit/core/testing"))
       const share = Option.getOrElse(o.transientFailures, () => 0)
       const server = yield* Emulator.serve({
+        provider: Provider.profiles[o.provider],
         enqueuedTokenLimits: tokenLimits,
         ...(share > 0
           ? {

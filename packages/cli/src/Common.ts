@@ -1,5 +1,5 @@
 /** The options every command that talks to the API takes, and the layer they build. */
-import { BatchConfig, BatchError, type BatchService, type FileService } from "@batchkit/core"
+import { BatchConfig, BatchError, type BatchService, type FileService, Provider } from "@batchkit/core"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -82,18 +82,46 @@ export const metadataOption = Options.text("metadata").pipe(
   Options.withDescription("a metadata pair on the batch")
 )
 
+/** Spelled out here (not `Provider.names`) so the commands' types name no module of core's. */
+const providerNames = [
+  "openai",
+  "azure",
+  "groq",
+  "compatible"
+] as const satisfies ReadonlyArray<Provider.Name>
+
 export const common = {
   apiKey: Options.redacted("api-key").pipe(
     Options.withPseudoName("KEY"),
-    Options.withFallbackConfig(Config.redacted("OPENAI_API_KEY")),
     Options.optional,
-    Options.withDescription("the API key (default: $OPENAI_API_KEY)")
+    Options.withDescription(
+      "the API key (default: $OPENAI_API_KEY; with --provider azure $AZURE_OPENAI_API_KEY, groq $GROQ_API_KEY)"
+    )
   ),
   baseUrl: Options.text("base-url").pipe(
     Options.withPseudoName("URL"),
-    Options.withFallbackConfig(Config.string("OPENAI_BASE_URL")),
-    Options.withDefault(BatchConfig.defaultBaseUrl),
-    Options.withDescription("the API's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)")
+    Options.optional,
+    Options.withDescription(
+      "the API's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1; azure: $AZURE_OPENAI_ENDPOINT)"
+    )
+  ),
+  provider: Options.choice("provider", providerNames).pipe(
+    Options.withFallbackConfig(Config.literal(...providerNames)("BATCHKIT_PROVIDER")),
+    Options.withDefault("openai" as const),
+    Options.withDescription(
+      "whose Batch API: openai, azure, groq or compatible; its limits apply to local checks (default: $BATCHKIT_PROVIDER, else openai)"
+    )
+  ),
+  apiVersion: Options.text("api-version").pipe(
+    Options.withPseudoName("VERSION"),
+    Options.withFallbackConfig(Config.string("OPENAI_API_VERSION")),
+    Options.optional,
+    Options.withDescription("Azure's api-version, sent on every request (default: $OPENAI_API_VERSION)")
+  ),
+  header: Options.text("header").pipe(
+    Options.withPseudoName("NAME=VALUE"),
+    Options.repeated,
+    Options.withDescription("a header sent on every request (repeatable)")
   ),
   organization: Options.text("organization").pipe(
     Options.withPseudoName("ID"),
@@ -188,7 +216,10 @@ export const inputFile = (path: string, option: string) =>
 
 export interface Common {
   readonly apiKey: Option.Option<Redacted.Redacted<string>>
-  readonly baseUrl: string
+  readonly baseUrl: Option.Option<string>
+  readonly provider: (typeof providerNames)[number]
+  readonly apiVersion: Option.Option<string>
+  readonly header: ReadonlyArray<string>
   readonly organization: Option.Option<string>
   readonly project: Option.Option<string>
   readonly maxRetries: number
@@ -211,33 +242,87 @@ export const node = Effect.promise(() => import("@batchkit/node"))
  * found before any request: a missing key, a base URL that is not one, negative retries.
  */
 export const batchConfig = (options: Common): Effect.Effect<BatchConfig.Options, UsageError> =>
-  Effect.suspend(() => {
-    const apiKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
-    if (Option.isNone(apiKey)) {
-      return Effect.fail(
-        new UsageError({
-          message: "no API key: set OPENAI_API_KEY (export OPENAI_API_KEY=sk-...) or pass --api-key"
-        })
-      )
+  Effect.gen(function* () {
+    const provider = Provider.profiles[options.provider]
+    /** An environment variable, unset when empty (as the official SDKs read them). */
+    const env = (name: string | undefined) =>
+      name === undefined
+        ? Effect.succeed(Option.none<string>())
+        : Effect.map(Effect.orElseSucceed(Config.option(Config.string(name)), Option.none), (o) =>
+            Option.filter(o, (v) => v.trim() !== "")
+          )
+    const flagKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
+    const envKey = Option.map(yield* env(provider.env.apiKey), (k) => Redacted.make(k.trim()))
+    const adToken =
+      Option.isNone(flagKey) && Option.isNone(envKey) && provider.env.adToken !== undefined
+        ? Option.map(yield* env(provider.env.adToken), (k) => Redacted.make(k.trim()))
+        : Option.none()
+    const apiKey = Option.orElse(flagKey, () => envKey)
+    if (Option.isNone(apiKey) && Option.isNone(adToken)) {
+      return yield* new UsageError({
+        message:
+          provider.name === "azure"
+            ? "no API key: set AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN, an Entra ID token) or pass --api-key"
+            : `no API key: set ${provider.env.apiKey} (export ${provider.env.apiKey}=…) or pass --api-key`
+      })
     }
-    if (options.maxRetries < 0)
-      return Effect.fail(new UsageError({ message: "--max-retries must be 0 or more" }))
+    if (options.maxRetries < 0) return yield* new UsageError({ message: "--max-retries must be 0 or more" })
     // an empty OPENAI_BASE_URL means "not set", as it does for the official SDKs
-    const baseUrl = options.baseUrl.trim() === "" ? BatchConfig.defaultBaseUrl : options.baseUrl.trim()
+    const flagUrl = Option.filter(
+      Option.map(options.baseUrl, (u) => u.trim()),
+      (u) => u !== ""
+    )
+    const envUrl = Option.isSome(flagUrl) ? Option.none<string>() : yield* env(provider.env.baseUrl)
+    // Azure's SDK client reads OPENAI_BASE_URL too, in place of the endpoint
+    const azureUrl =
+      Option.isNone(flagUrl) && Option.isNone(envUrl) && provider.name === "azure"
+        ? yield* env("OPENAI_BASE_URL")
+        : Option.none<string>()
+    const url =
+      Option.getOrUndefined(Option.firstSomeOf([flagUrl, envUrl, azureUrl])) ?? provider.defaultBaseUrl
+    if (url === undefined)
+      return yield* new UsageError({
+        message: `--provider ${provider.name} needs --base-url${provider.env.baseUrl ? ` (or ${provider.env.baseUrl})` : ""}`
+      })
     try {
-      const url = new URL(baseUrl)
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http")
+      const parsed = new URL(url)
+      if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("not http")
     } catch {
-      return Effect.fail(new UsageError({ message: `--base-url: '${baseUrl}' is not an http(s) URL` }))
+      return yield* new UsageError({ message: `--base-url: '${url}' is not an http(s) URL` })
     }
-    return Effect.succeed({
-      apiKey: apiKey.value,
-      baseUrl,
+    const headers: Record<string, string> = {}
+    for (const spec of options.header) {
+      const m = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(spec)
+      if (m === null) return yield* new UsageError({ message: `--header: '${spec}' is not NAME=VALUE` })
+      headers[m[1]!] = m[2]!
+    }
+    const config: BatchConfig.Options = {
+      provider,
+      ...(Option.isSome(apiKey)
+        ? { apiKey: apiKey.value }
+        : { azureAdToken: Option.getOrUndefined(adToken) }),
+      baseUrl: url,
+      apiVersion: Option.getOrUndefined(options.apiVersion),
+      headers,
       organization: Option.getOrUndefined(options.organization),
       project: Option.getOrUndefined(options.project),
       maxRetries: options.maxRetries,
       timeout: Option.getOrUndefined(options.timeout)
-    })
+    }
+    // everything BatchConfig refuses (an Azure URL without api-version, a header that would
+    // replace the key) is bad usage, told before any request
+    try {
+      BatchConfig.make(config)
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e)
+      return yield* new UsageError({
+        message: message
+          .replace(/\bapiVersion\b/, "--api-version")
+          .replace(/^header /, "--header ")
+          .replace(/^header name /, "--header ")
+      })
+    }
+    return config
   })
 
 /** Provides both services from the common options (see {@link batchConfig}). */

@@ -199,6 +199,7 @@ const jobOptions = (o: RunOptions) =>
       prices = table.right
     }
     return {
+      provider: o.provider,
       ...(Option.isSome(o.maxRequests) ? { maxRequests: o.maxRequests.value } : {}),
       ...(maxBytes !== undefined ? { maxBytes } : {}),
       ...(tokens !== undefined ? { maxEnqueuedTokens: tokens } : {}),

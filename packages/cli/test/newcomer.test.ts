@@ -54,9 +54,9 @@ describe("batchkit, as a new user meets it", { timeout: 60_000 }, () => {
     const cases: Array<[Array<string>, string]> = [
       [
         [azure],
-        `${azure}:1: url /chat/completions is not a batch endpoint (did you mean /v1/chat/completions?)`
+        `${azure}:1: url /chat/completions is not a batch endpoint of openai (did you mean /v1/chat/completions?)`
       ],
-      [[write("foo.jsonl", lines(2, "/v1/foo/bar"))], "/v1/foo/bar is not a batch endpoint"],
+      [[write("foo.jsonl", lines(2, "/v1/foo/bar"))], "/v1/foo/bar is not a batch endpoint of openai"],
       [[bom, "--endpoint", "/v1/chat/completions"], `${bom}:1: the file starts with a UTF-8 byte order mark`],
       [[blank], `${blank}:2: blank line`],
       [[latin1], `${latin1}:2: not valid UTF-8`],

@@ -126,8 +126,9 @@ export const BatchErrors = Schema.Struct({
 })
 
 /**
- * The endpoints the API documents for batches. Any other `/v1/…` path is accepted too:
- * the list has grown over time and will again.
+ * The endpoints OpenAI documents for batches. A provider's own list (`Provider`) decides what
+ * a batch may have: Azure's lines say `/chat/completions`, and OpenAI's list has grown over time
+ * and will again.
  *
  * @since 0.1.0
  * @category schemas
@@ -149,8 +150,8 @@ export const KnownEndpoint = Schema.Literal(
  */
 export const Endpoint = Schema.Union(
   KnownEndpoint,
-  Schema.TemplateLiteral("/v1/", Schema.String).pipe(
-    Schema.filter((s) => /^\/v1\/[A-Za-z0-9_\-/.]+$/.test(s) && !s.includes(".."), {
+  Schema.TemplateLiteral("/", Schema.String).pipe(
+    Schema.filter((s) => /^\/[A-Za-z0-9_\-/.]+$/.test(s) && !s.includes(".."), {
       message: () => "must be an API path such as /v1/chat/completions"
     })
   )
@@ -268,7 +269,13 @@ export const OutputExpiresAfter = Schema.Struct({
 export class CreateBatchParams extends Schema.Class<CreateBatchParams>("@batchkit/core/CreateBatchParams")({
   input_file_id: ResourceId,
   endpoint: Endpoint,
-  completion_window: Schema.optionalWith(Schema.Literal("24h"), { default: () => "24h" as const }),
+  /** `24h` by default; some providers take longer windows (Groq: up to `7d`). */
+  completion_window: Schema.optionalWith(
+    Schema.String.pipe(
+      Schema.pattern(/^\d+[hd]$/, { message: () => "must be a duration such as 24h or 7d" })
+    ),
+    { default: () => "24h" }
+  ),
   metadata: Schema.optional(Schema.NullOr(Metadata)),
   output_expires_after: Schema.optional(OutputExpiresAfter)
 }) {}

@@ -21,7 +21,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import * as ConfigErrorModule from "effect/ConfigError"
 import type { BatchError } from "./BatchError.js"
+import * as Provider from "./Provider.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
 /**
@@ -59,6 +61,17 @@ export interface Service {
    * batch. On by default; it takes one of the 16 metadata pairs.
    */
   readonly idempotentCreate: boolean
+  /** Who serves the API: how to authenticate, and the limits local validation applies. */
+  readonly provider: Provider.Profile
+  /**
+   * How the key goes: `bearer` (`Authorization: Bearer`; also an Azure AD token) or `api-key`
+   * (an `api-key` header, Azure's keys).
+   */
+  readonly auth: "bearer" | "api-key"
+  /** Query parameters every request carries (Azure's `api-version`). */
+  readonly query: Readonly<Record<string, string>>
+  /** Headers every request carries, beside the key and OpenAI's organization and project. */
+  readonly headers: Readonly<Record<string, string>>
 }
 
 /**
@@ -74,8 +87,22 @@ export class BatchConfig extends Context.Tag("@batchkit/core/BatchConfig")<Batch
  * @category models
  */
 export interface Options {
-  readonly apiKey: Redacted.Redacted<string> | string
+  /** The key; for Azure, give `azureAdToken` instead to authenticate with Entra ID. */
+  readonly apiKey?: Redacted.Redacted<string> | string | undefined
+  /** An Azure AD (Entra ID) access token, sent as `Authorization: Bearer` (Azure only). */
+  readonly azureAdToken?: Redacted.Redacted<string> | string | undefined
+  /**
+   * The base URL. Query parameters in it (`…/openai?api-version=2024-10-21`) are sent on every
+   * request. For Azure, the resource's endpoint alone (`https://RESOURCE.openai.azure.com`)
+   * means its `/openai` path.
+   */
   readonly baseUrl?: string | undefined
+  /** Default `openai`. */
+  readonly provider?: Provider.Profile | Provider.Name | undefined
+  /** Azure's `api-version`, sent as a query parameter (the classic `…/openai` form needs one). */
+  readonly apiVersion?: string | undefined
+  /** Headers sent on every request. */
+  readonly headers?: Readonly<Record<string, string>> | undefined
   readonly organization?: string | undefined
   readonly project?: string | undefined
   /** Per attempt. Default 10 minutes, like the official SDKs. */
@@ -92,18 +119,90 @@ const nonEmpty = (s: string | undefined): Option.Option<string> =>
   s === undefined || s.trim() === "" ? Option.none() : Option.some(s.trim())
 
 /**
+ * Why a configuration cannot work (no key, an Azure URL without its `api-version`, a header
+ * that would replace the key): a mistake of the caller, told before any request.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class InvalidConfig extends Error {
+  readonly _tag = "InvalidConfig"
+}
+
+/** Headers batchkit sets itself: `headers` may not replace them. */
+const reserved = new Set(["authorization", "api-key", "content-type", "content-length", "host"])
+
+/**
+ * The configuration, resolved: the provider's defaults applied, query parameters taken out of
+ * the base URL, the key's header chosen. Throws {@link InvalidConfig} on a configuration that
+ * cannot work.
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Service => ({
-  apiKey: Redacted.isRedacted(options.apiKey) ? options.apiKey : Redacted.make(options.apiKey),
-  baseUrl: (options.baseUrl ?? defaultBaseUrl).replace(/\/+$/, ""),
-  organization: nonEmpty(options.organization),
-  project: nonEmpty(options.project),
-  timeout: Duration.decode(options.timeout ?? "10 minutes"),
-  retry: options.retry ?? RetryPolicy.make({ maxRetries: options.maxRetries }),
-  idempotentCreate: options.idempotentCreate ?? true
-})
+export const make = (options: Options): Service => {
+  const provider =
+    typeof options.provider === "string"
+      ? Provider.profiles[options.provider]
+      : (options.provider ?? Provider.openai)
+  if (provider === undefined)
+    throw new InvalidConfig(
+      `unknown provider ${String(options.provider)}; one of ${Provider.names.join(", ")}`
+    )
+  const adToken = options.azureAdToken
+  if (adToken !== undefined && provider.name !== "azure")
+    throw new InvalidConfig("azureAdToken is for the azure provider")
+  const secret = options.apiKey ?? adToken
+  if (secret === undefined) throw new InvalidConfig(`no API key: give apiKey (${provider.env.apiKey})`)
+  const given = options.baseUrl ?? provider.defaultBaseUrl
+  if (given === undefined)
+    throw new InvalidConfig(
+      `the ${provider.name} provider needs a base URL${provider.env.baseUrl ? ` (${provider.env.baseUrl})` : ""}`
+    )
+  let url: URL
+  try {
+    url = new URL(given)
+  } catch {
+    throw new InvalidConfig(`base URL ${JSON.stringify(given)} is not a URL`)
+  }
+  const query: Record<string, string> = {}
+  for (const [k, v] of url.searchParams) query[k] = v
+  if (options.apiVersion !== undefined && options.apiVersion.trim() !== "")
+    query["api-version"] = options.apiVersion.trim()
+  let path = url.pathname.replace(/\/+$/, "")
+  if (provider.name === "azure") {
+    // the resource's endpoint alone, as AZURE_OPENAI_ENDPOINT holds it: its /openai path
+    if (path === "") path = "/openai"
+    const v1 = /\/openai\/v1$/.test(path)
+    if (!v1 && query["api-version"] === undefined)
+      throw new InvalidConfig(
+        `Azure's ${url.origin}${path} needs an api-version (apiVersion, OPENAI_API_VERSION, or ?api-version= in the URL), or use the v1 API at ${url.origin}/openai/v1`
+      )
+    if (v1) delete query["api-version"]
+  }
+  const headers: Record<string, string> = {}
+  for (const [k, v] of Object.entries(options.headers ?? {})) {
+    const name = k.trim().toLowerCase()
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name))
+      throw new InvalidConfig(`header name ${JSON.stringify(k)} is not a valid HTTP header name`)
+    if (reserved.has(name))
+      throw new InvalidConfig(`header ${name} is set by batchkit; it cannot be replaced`)
+    headers[name] = v
+  }
+  return {
+    apiKey: Redacted.isRedacted(secret) ? secret : Redacted.make(secret),
+    baseUrl: `${url.origin}${path}`,
+    organization: nonEmpty(options.organization),
+    project: nonEmpty(options.project),
+    timeout: Duration.decode(options.timeout ?? "10 minutes"),
+    retry: options.retry ?? RetryPolicy.make({ maxRetries: options.maxRetries }),
+    idempotentCreate: options.idempotentCreate ?? true,
+    provider,
+    auth: adToken !== undefined && options.apiKey === undefined ? "bearer" : provider.auth,
+    query,
+    headers
+  }
+}
 
 /**
  * @since 0.1.0
@@ -112,8 +211,12 @@ export const make = (options: Options): Service => ({
 export const layer = (options: Options): Layer.Layer<BatchConfig> => Layer.succeed(BatchConfig, make(options))
 
 /**
- * Reads `OPENAI_API_KEY` (required, redacted), `OPENAI_BASE_URL`, `OPENAI_ORG_ID` and
- * `OPENAI_PROJECT_ID` from the `ConfigProvider`; `overrides` win over the environment.
+ * Reads the configuration from the `ConfigProvider`; `overrides` win over the environment. The
+ * provider is `overrides.provider`, else `BATCHKIT_PROVIDER`, else `openai`; each reads its own
+ * variables, as the official SDKs do: `OPENAI_API_KEY` (required, redacted), `OPENAI_BASE_URL`,
+ * `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`; for `azure`, `AZURE_OPENAI_API_KEY` (or
+ * `AZURE_OPENAI_AD_TOKEN`, an Entra ID token), `AZURE_OPENAI_ENDPOINT` (or `OPENAI_BASE_URL`)
+ * and `OPENAI_API_VERSION`; for `groq`, `GROQ_API_KEY` and `GROQ_BASE_URL`.
  *
  * @since 0.1.0
  * @category layers
@@ -124,21 +227,60 @@ export const layerConfig = (
   Layer.effect(
     BatchConfig,
     Effect.gen(function* () {
+      const optional = (name: string | undefined) =>
+        name === undefined
+          ? Effect.succeed(undefined)
+          : Effect.map(Config.option(Config.string(name)), (o) =>
+              Option.getOrUndefined(Option.filter(o, (v) => v.trim() !== ""))
+            )
+      const name =
+        overrides.provider ??
+        ((yield* optional("BATCHKIT_PROVIDER")) as Provider.Name | undefined) ??
+        "openai"
+      const provider = typeof name === "string" ? Provider.profiles[name] : name
+      if (provider === undefined)
+        return yield* Effect.fail(
+          ConfigErrorModule.InvalidData(
+            ["BATCHKIT_PROVIDER"],
+            `unknown provider ${String(name)}; one of ${Provider.names.join(", ")}`
+          )
+        )
+      const adToken =
+        overrides.azureAdToken ??
+        (overrides.apiKey === undefined && provider.env.adToken !== undefined
+          ? Option.getOrUndefined(yield* Config.option(Config.redacted(provider.env.adToken)))
+          : undefined)
       const apiKey =
         overrides.apiKey ??
-        (yield* Config.redacted("OPENAI_API_KEY").pipe(
-          Config.validate({
-            message: "OPENAI_API_KEY is empty; set it to your API key",
-            validation: (key) => Redacted.value(key).trim() !== ""
-          })
-        ))
+        (adToken !== undefined
+          ? undefined
+          : yield* Config.redacted(provider.env.apiKey).pipe(
+              Config.validate({
+                message: `${provider.env.apiKey} is empty; set it to your API key`,
+                validation: (key) => Redacted.value(key).trim() !== ""
+              })
+            ))
       const baseUrl =
         overrides.baseUrl ??
-        Option.getOrUndefined(yield* Config.option(Config.nonEmptyString("OPENAI_BASE_URL")))
-      const organization =
-        overrides.organization ?? Option.getOrUndefined(yield* Config.option(Config.string("OPENAI_ORG_ID")))
-      const project =
-        overrides.project ?? Option.getOrUndefined(yield* Config.option(Config.string("OPENAI_PROJECT_ID")))
-      return make({ ...overrides, apiKey, baseUrl, organization, project })
+        (yield* optional(provider.env.baseUrl)) ??
+        // Azure's SDK client reads OPENAI_BASE_URL too, in place of the endpoint
+        (provider.name === "azure" ? yield* optional("OPENAI_BASE_URL") : undefined)
+      const apiVersion = overrides.apiVersion ?? (yield* optional(provider.env.apiVersion))
+      const organization = overrides.organization ?? (yield* optional("OPENAI_ORG_ID"))
+      const project = overrides.project ?? (yield* optional("OPENAI_PROJECT_ID"))
+      return yield* Effect.try({
+        try: () =>
+          make({
+            ...overrides,
+            provider,
+            apiKey,
+            azureAdToken: adToken,
+            baseUrl,
+            apiVersion,
+            organization,
+            project
+          }),
+        catch: (e) => ConfigErrorModule.InvalidData([], e instanceof Error ? e.message : String(e))
+      })
     })
   )

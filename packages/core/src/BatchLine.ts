@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import type * as Provider from "./Provider.js"
 import * as Stream from "effect/Stream"
 import { KnownEndpoint } from "./Batch.js"
 import { ResponseDecodeError } from "./BatchError.js"
@@ -501,6 +502,11 @@ export interface ValidateOptions {
    * (`Batch.KnownEndpoint`); `"any"` skips the check.
    */
   readonly endpoints?: ReadonlyArray<string> | "any" | undefined
+  /**
+   * Whose endpoints and limits apply (requests and bytes per batch); default OpenAI's.
+   * `endpoints`, when given, wins over the provider's.
+   */
+  readonly provider?: Provider.Profile | undefined
   /** How many problems to keep (all are counted). Default 100. */
   readonly maxProblems?: number | undefined
 }
@@ -525,10 +531,18 @@ const inputLineOk = (u: unknown): u is InputLine => {
 
 const BOM = "\uFEFF"
 
-/** `/chat/completions` → `/v1/chat/completions`, when that is an endpoint. */
-const likelyEndpoint = (url: string, endpoints: ReadonlyArray<string>): string | undefined => {
+/**
+ * The endpoint a `url` likely meant, when it is one: `/chat/completions` → `/v1/chat/completions`
+ * for OpenAI, `/v1/chat/completions` → `/chat/completions` for Azure.
+ *
+ * @since 0.4.0
+ * @category validation
+ */
+export const likelyEndpoint = (url: string, endpoints: ReadonlyArray<string>): string | undefined => {
   const path = `/${url.replace(/^\/+/, "")}`
-  return [`/v1${path}`, path.replace(/^\/v\d+\//, "/v1/")].find((e) => e !== url && endpoints.includes(e))
+  return [`/v1${path}`, path.replace(/^\/v\d+\//, "/v1/"), path.replace(/^\/v\d+\//, "/")].find(
+    (e) => e !== url && endpoints.includes(e)
+  )
 }
 
 /**
@@ -557,13 +571,14 @@ export interface ScannedLine {
 export const unknownEndpoint = (
   url: string,
   line: number | null,
-  endpoints: ReadonlyArray<string> = KnownEndpoint.literals
+  endpoints: ReadonlyArray<string> = KnownEndpoint.literals,
+  provider?: string
 ): InputProblem => {
   const hint = likelyEndpoint(url, endpoints)
   return {
     line,
     code: "unknown_endpoint",
-    message: `${line === null ? "endpoint" : "url"} ${url} is not a batch endpoint${hint ? ` (did you mean ${hint}?)` : ""}; batches take ${endpoints.join(", ")}`
+    message: `${line === null ? "endpoint" : "url"} ${url} is not a batch endpoint${provider ? ` of ${provider}` : ""}${hint ? ` (did you mean ${hint}?)` : ""}; batches take ${endpoints.join(", ")}`
   }
 }
 
@@ -669,7 +684,12 @@ export const validateInput = <E, R>(
 ): Effect.Effect<InputSummary, E, R> =>
   Effect.suspend(() => {
     const maxProblems = options?.maxProblems ?? 100
-    const accepted = options?.endpoints ?? (KnownEndpoint.literals as ReadonlyArray<string>)
+    const provider = options?.provider
+    const accepted =
+      options?.endpoints ?? provider?.limits.endpoints ?? (KnownEndpoint.literals as ReadonlyArray<string>)
+    const maxLines = provider?.limits.requests ?? inputLimits.lines
+    const maxBytes = provider?.limits.bytes ?? inputLimits.bytes
+    const of = provider !== undefined ? ` of ${provider.name}` : ""
     const problems: Array<InputProblem> = []
     let problemCount = 0
     const report = (problem: InputProblem) => {
@@ -684,7 +704,8 @@ export const validateInput = <E, R>(
     /** Sets the batch's endpoint, reporting it when the API would not take it. */
     const useEndpoint = (url: string, line: number | null) => {
       endpoint = url
-      if (accepted !== "any" && !accepted.includes(url)) report(unknownEndpoint(url, line, accepted))
+      if (accepted !== "any" && !accepted.includes(url))
+        report(unknownEndpoint(url, line, accepted, provider?.name))
     }
     if (options?.endpoint !== undefined) useEndpoint(options.endpoint, null)
     const onRequest = ({ line, request }: ScannedLine) => {
@@ -724,18 +745,18 @@ export const validateInput = <E, R>(
     return scanInput(bytes, { onRequest, onProblem: report }).pipe(
       Effect.map(({ lines: count, bytes: size }): InputSummary => {
         if (count === 0) report({ line: null, code: "empty_file", message: "the file holds no requests" })
-        if (count > inputLimits.lines) {
+        if (count > maxLines) {
           report({
             line: null,
             code: "too_many_tasks",
-            message: `${count} requests; a batch takes at most ${inputLimits.lines}`
+            message: `${count} requests; a batch${of} takes at most ${maxLines}`
           })
         }
-        if (size > inputLimits.bytes) {
+        if (size > maxBytes) {
           report({
             line: null,
             code: "file_too_large",
-            message: `${size} bytes; a batch input file may be at most 200 MB`
+            message: `${size} bytes; a batch input file${of} may be at most ${Math.round(maxBytes / 1024 / 1024)} MB`
           })
         }
         return { lines: count, bytes: size, endpoint, model, problems, problemCount, customIds: order }

@@ -38,6 +38,8 @@ import {
   metadataLimits
 } from "./Batch.js"
 import type { BatchConfig } from "./BatchConfig.js"
+import * as BatchLine from "./BatchLine.js"
+import * as Provider from "./Provider.js"
 import {
   type BatchError,
   type InvalidRequest,
@@ -78,6 +80,11 @@ export interface CreateOptions {
    * anything is sent.
    */
   readonly sentBefore?: number | undefined
+  /**
+   * Whose endpoints and `completion_window`s the batch is checked against. The service uses its
+   * `BatchConfig`'s provider; {@link checkCreate} defaults to `openai`.
+   */
+  readonly provider?: Provider.Profile | undefined
 }
 
 /**
@@ -297,6 +304,25 @@ export const checkCreate = (
 ): Effect.Effect<CreateBatchParams, InvalidRequest> =>
   Effect.gen(function* () {
     const params = yield* decodeCreate(input)
+    const provider = options?.provider ?? Provider.openai
+    const endpoints = provider.limits.endpoints
+    if (endpoints !== "any" && !endpoints.includes(params.endpoint)) {
+      const hint = BatchLine.likelyEndpoint(params.endpoint, endpoints)
+      return yield* Effect.fail(
+        invalid(
+          "endpoint",
+          `${params.endpoint} is not a batch endpoint of ${provider.name}${hint ? ` (did you mean ${hint}?)` : ""}; it takes ${endpoints.join(", ")}`
+        )
+      )
+    }
+    if (!Provider.acceptsWindow(provider, params.completion_window)) {
+      return yield* Effect.fail(
+        invalid(
+          "completion_window",
+          `${params.completion_window} is not a completion window of ${provider.name}; it takes ${Provider.describeWindows(provider)}`
+        )
+      )
+    }
     if (options?.idempotent === false) return params
     const metadata = params.metadata ?? {}
     if (idempotencyMetadataKey in metadata) {
@@ -357,7 +383,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           if (query.limit !== undefined) urlParams.limit = String(query.limit)
           if (query.after !== undefined) urlParams.after = query.after
           return api.json(
-            HttpClientRequest.setUrlParams(api.request("GET", "/batches"), urlParams),
+            HttpClientRequest.appendUrlParams(api.request("GET", "/batches"), urlParams),
             Fast.batchPage
           )
         })
@@ -410,7 +436,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
       return Stream.paginateChunkEffect({ after: undefined as string | undefined, pages: 0 }, (state) =>
         api
           .once(
-            HttpClientRequest.setUrlParams(api.request("GET", "/batches"), {
+            HttpClientRequest.appendUrlParams(api.request("GET", "/batches"), {
               limit: "100",
               ...(state.after !== undefined ? { after: state.after } : {})
             }),
@@ -434,7 +460,11 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
     }
 
     const validateCreate = (input: CreateBatchInput, options?: CreateOptions) =>
-      checkCreate(input, { ...options, idempotent: options?.idempotent ?? api.config.idempotentCreate })
+      checkCreate(input, {
+        provider: api.config.provider,
+        ...options,
+        idempotent: options?.idempotent ?? api.config.idempotentCreate
+      })
 
     const create = (input: CreateBatchInput, options?: CreateOptions) =>
       Effect.gen(function* () {

@@ -22,7 +22,7 @@ import {
   ListFilesParams,
   type UploadPurpose
 } from "./BatchFile.js"
-import { decodeOutcomes, inputLimits, type Outcome } from "./BatchLine.js"
+import { decodeOutcomes, type Outcome } from "./BatchLine.js"
 import * as Api from "./internal/api.js"
 import * as Fast from "./internal/fast.js"
 import { paginate } from "./internal/paginate.js"
@@ -179,6 +179,8 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
     const decodeList = decodeParams(ListFilesParams)
     const decodeExpires = decodeParams(FileExpiresAfter, "expires_after")
 
+    const maxBytes = api.config.provider.limits.bytes
+    const tooLarge = `a batch input file${api.config.provider.name === "openai" ? "" : ` of ${api.config.provider.name}`} may be at most ${Math.round(maxBytes / 1024 / 1024)} MB`
     const upload = (source: UploadSource, options?: UploadOptions) =>
       Effect.gen(function* () {
         const purpose = options?.purpose ?? "batch"
@@ -187,10 +189,8 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         if (purpose === "batch" && !filename.toLowerCase().endsWith(".jsonl")) {
           return yield* Effect.fail(invalid("file", `${filename}: a batch input file must be .jsonl`))
         }
-        if (source.size !== undefined && purpose === "batch" && source.size > inputLimits.bytes) {
-          return yield* Effect.fail(
-            invalid("file", `${filename} is ${source.size} bytes; a batch input file may be at most 200 MB`)
-          )
+        if (source.size !== undefined && purpose === "batch" && source.size > maxBytes) {
+          return yield* Effect.fail(invalid("file", `${filename} is ${source.size} bytes; ${tooLarge}`))
         }
         const fields: Array<readonly [string, string]> = [["purpose", purpose]]
         if (options?.expiresAfter !== undefined) {
@@ -212,10 +212,8 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
         )
         return yield* api.retry(
           Effect.flatMap(opened, (blob): Effect.Effect<FileObject, InvalidRequest | RequestError> => {
-            if (purpose === "batch" && blob.size > inputLimits.bytes) {
-              return Effect.fail(
-                invalid("file", `${filename} is ${blob.size} bytes; a batch input file may be at most 200 MB`)
-              )
+            if (purpose === "batch" && blob.size > maxBytes) {
+              return Effect.fail(invalid("file", `${filename} is ${blob.size} bytes; ${tooLarge}`))
             }
             return send(HttpBody.formData(formOf(fields, blob, filename, contentType)))
           })
@@ -234,7 +232,7 @@ export const make: Effect.Effect<Service, never, BatchConfig | HttpClient.HttpCl
           if (query.order !== undefined) urlParams.order = query.order
           if (query.after !== undefined) urlParams.after = query.after
           return api.json(
-            HttpClientRequest.setUrlParams(api.request("GET", "/files"), urlParams),
+            HttpClientRequest.appendUrlParams(api.request("GET", "/files"), urlParams),
             Fast.filePage
           )
         })

@@ -25,6 +25,9 @@ export * as BatchService from "./BatchService.js"
 /** @since 0.1.0 */
 export * as FileService from "./FileService.js"
 
+/** @since 0.4.0 */
+export * as Provider from "./Provider.js"
+
 /** @since 0.1.0 */
 export * as RetryPolicy from "./RetryPolicy.js"
 

@@ -131,7 +131,11 @@ describe("CreateBatchParams", () => {
     expect(decode({ input_file_id: "f", endpoint: "/v1/../admin" })._tag).toBe("Left")
   })
   it("checks completion_window, metadata limits and output_expires_after", () => {
+    // a duration's shape here; which windows a provider takes is checkCreate's (test/provider.test.ts)
     expect(decode({ input_file_id: "f", endpoint: "/v1/embeddings", completion_window: "48h" })._tag).toBe(
+      "Right"
+    )
+    expect(decode({ input_file_id: "f", endpoint: "/v1/embeddings", completion_window: "soon" })._tag).toBe(
       "Left"
     )
     const pairs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, "v"]))

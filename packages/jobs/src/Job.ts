@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { Provider } from "@batchkit/core"
 import * as Schema from "effect/Schema"
 
 /**
@@ -48,6 +49,11 @@ export interface Options {
   readonly concurrency?: number | undefined
   /** Metadata on every batch of the job (beside the job's own). */
   readonly metadata?: Readonly<Record<string, string>> | undefined
+  /**
+   * Whose batch API runs the job (`Provider.Name`): its endpoints are the ones lines may have,
+   * its limits the defaults of `maxRequests`, `maxBytes` and `maxEmbeddingInputs`. Default `openai`.
+   */
+  readonly provider?: Provider.Name | undefined
 }
 
 /**
@@ -65,7 +71,9 @@ export const ResolvedOptions = Schema.Struct({
   ),
   retries: Schema.Int,
   concurrency: Schema.Int,
-  metadata: Schema.Record({ key: Schema.String, value: Schema.String })
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
+  // jobs recorded before providers were OpenAI's
+  provider: Schema.optionalWith(Schema.Literal(...Provider.names), { default: () => "openai" as const })
 })
 
 /**
@@ -90,15 +98,21 @@ export const defaults = {
  * @since 0.1.0
  * @category constructors
  */
-export const resolve = (options: Options = {}): ResolvedOptions => ({
-  maxRequests: options.maxRequests ?? defaults.maxRequests,
-  maxBytes: options.maxBytes ?? defaults.maxBytes,
-  maxEmbeddingInputs: options.maxEmbeddingInputs ?? defaults.maxEmbeddingInputs,
-  maxEnqueuedTokens: options.maxEnqueuedTokens ?? null,
-  retries: options.retries ?? defaults.retries,
-  concurrency: options.concurrency ?? defaults.concurrency,
-  metadata: { ...options.metadata }
-})
+export const resolve = (options: Options = {}): ResolvedOptions => {
+  const provider = options.provider ?? "openai"
+  const limits = Provider.profiles[provider].limits
+  return {
+    maxRequests: options.maxRequests ?? limits.requests,
+    // a margin under the provider's bytes, as for OpenAI's 200 MB
+    maxBytes: options.maxBytes ?? Math.min(defaults.maxBytes, limits.bytes - 10 * 1024 * 1024),
+    maxEmbeddingInputs: options.maxEmbeddingInputs ?? limits.embeddingInputs ?? defaults.maxEmbeddingInputs,
+    maxEnqueuedTokens: options.maxEnqueuedTokens ?? null,
+    retries: options.retries ?? defaults.retries,
+    concurrency: options.concurrency ?? defaults.concurrency,
+    metadata: { ...options.metadata },
+    provider
+  }
+}
 
 /**
  * The token limit of one model, if any.

@@ -6,11 +6,14 @@
  *
  * @since 0.1.0
  */
-import { Batch, BatchLine } from "@batchkit/core"
+import { BatchLine, Provider } from "@batchkit/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Job from "./Job.js"
+
+/** Embeddings lines, as OpenAI (`/v1/embeddings`) and Azure (`/embeddings`) spell them. */
+const isEmbeddings = (url: string) => url === "/v1/embeddings" || url === "/embeddings"
 
 /**
  * One input: a name for messages (its path) and its bytes.
@@ -110,8 +113,8 @@ export interface PlanOptions {
   readonly options: Job.ResolvedOptions
   /** How many tokens a request puts in the queue. Default `BatchLine.estimateTokens`. */
   readonly estimateTokens?: ((request: BatchLine.InputLine, line: string) => number) | undefined
-  /** The endpoints batches take. Default: every endpoint the API documents. */
-  readonly endpoints?: ReadonlyArray<string> | undefined
+  /** The endpoints batches take. Default: the provider's (`options.provider`). */
+  readonly endpoints?: ReadonlyArray<string> | "any" | undefined
   /** Where the planned requests go, a chunk at a time, in input order (the store, or nowhere for a dry run). */
   readonly onRequests?: ((requests: ReadonlyArray<PlannedRequest>) => Effect.Effect<void>) | undefined
   /** The names of the shards (default `s0`, `s1`, …): retry rounds use `r1s0`, … */
@@ -149,7 +152,7 @@ export const sharder = (options: Job.ResolvedOptions, prefix = "s") => {
       const key = `${request.url} ${request.model}`
       const maxTokens = Job.tokenLimit(options, request.model)
       let shard = open.get(key)
-      const embeddings = request.url === "/v1/embeddings" ? request.embeddingInputs : 0
+      const embeddings = isEmbeddings(request.url) ? request.embeddingInputs : 0
       if (
         shard === undefined ||
         shard.requests + 1 > options.maxRequests ||
@@ -204,7 +207,8 @@ export const plan = <E, R>(
   options: PlanOptions
 ): Effect.Effect<Plan, PlanError | E, R> =>
   Effect.gen(function* () {
-    const endpoints = options.endpoints ?? (Batch.KnownEndpoint.literals as ReadonlyArray<string>)
+    const provider = Provider.profiles[options.options.provider]
+    const endpoints = options.endpoints ?? provider.limits.endpoints
     const estimate = options.estimateTokens ?? BatchLine.estimateTokens
     const keep = options.onRequests !== undefined
     const problems: Array<Problem> = []
@@ -251,15 +255,23 @@ export const plan = <E, R>(
           else suspects.push({ id: request.custom_id, file, line, first })
           if (!checkedUrls.has(request.url)) {
             checkedUrls.add(request.url)
-            if (!endpoints.includes(request.url))
-              report({ file: input.name, ...BatchLine.unknownEndpoint(request.url, line, endpoints) })
+            if (endpoints !== "any" && !endpoints.includes(request.url))
+              report({
+                file: input.name,
+                ...BatchLine.unknownEndpoint(
+                  request.url,
+                  line,
+                  endpoints,
+                  options.options.provider === "openai" ? undefined : options.options.provider
+                )
+              })
           }
           const model = typeof request.body.model === "string" ? request.body.model : ""
           const tokens = estimate(request, text)
           const embeddingInputs = BatchLine.embeddingInputs(request)
           if (
             length > options.options.maxBytes ||
-            (request.url === "/v1/embeddings" && embeddingInputs > options.options.maxEmbeddingInputs)
+            (isEmbeddings(request.url) && embeddingInputs > options.options.maxEmbeddingInputs)
           ) {
             report({
               file: input.name,

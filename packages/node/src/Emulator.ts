@@ -78,7 +78,7 @@ export interface Options extends Omit<Simulator.Options, "now" | "stamp"> {
  * @category models
  */
 export interface Service {
-  /** e.g. `http://127.0.0.1:43111/v1`: what clients take as their base URL. */
+  /** e.g. `http://127.0.0.1:43111/v1` (Azure: `…/openai`): what clients take as their base URL. */
   readonly url: string
   readonly port: number
   /** The simulator behind it: arm faults, look at batches and requests. */
@@ -314,7 +314,12 @@ export const serve = (options: Options = {}): Effect.Effect<Service, ListenError
     if ((options.webhooks ?? []).length > 0)
       yield* Effect.forkScoped(deliverWebhooks(simulator, options.webhooks!))
     const { port } = server.address() as AddressInfo
-    return { url: `http://127.0.0.1:${port}/v1`, port, simulator }
+    // Azure clients take the resource endpoint's /openai (with an api-version) or /openai/v1
+    return {
+      url: `http://127.0.0.1:${port}${options.provider?.name === "azure" ? "/openai" : "/v1"}`,
+      port,
+      simulator
+    }
   })
 
 /**

@@ -112,13 +112,23 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
 
   // the headers every request carries, built once (Headers redact `authorization` when shown)
   const headers = Headers.fromInput({
-    authorization: `Bearer ${Redacted.value(config.apiKey)}`,
+    ...config.headers,
+    ...(config.auth === "api-key"
+      ? { "api-key": Redacted.value(config.apiKey) }
+      : { authorization: `Bearer ${Redacted.value(config.apiKey)}` }),
     accept: "application/json",
     ...(Option.isSome(config.organization) ? { "openai-organization": config.organization.value } : {}),
     ...(Option.isSome(config.project) ? { "openai-project": config.project.value } : {})
   })
-  const request = (method: "GET" | "POST" | "DELETE", path: string) =>
-    HttpClientRequest.setHeaders(HttpClientRequest.make(method)(`${config.baseUrl}${path}`), headers)
+  // the query every request carries (Azure's api-version); callers append theirs to it
+  const query = Object.entries(config.query)
+  const request = (method: "GET" | "POST" | "DELETE", path: string) => {
+    const made = HttpClientRequest.setHeaders(
+      HttpClientRequest.make(method)(`${config.baseUrl}${path}`),
+      headers
+    )
+    return query.length === 0 ? made : HttpClientRequest.setUrlParams(made, query)
+  }
 
   const transport = (
     request: HttpClientRequest.HttpClientRequest,
@@ -188,7 +198,15 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
 
   /** Sends and waits for the answer's head; a non-2xx is read and turned into its error. */
   const head = (request: HttpClientRequest.HttpClientRequest) =>
-    withoutIdleSpan(http.execute(request)).pipe(
+    withoutIdleSpan(
+      config.auth === "api-key"
+        ? // Azure's key header is redacted like authorization wherever headers are shown (spans)
+          Effect.locallyWith(http.execute(request), Headers.currentRedactedNames, (names) => [
+            ...names,
+            "api-key"
+          ])
+        : http.execute(request)
+    ).pipe(
       Effect.mapError(fromClientError(request)),
       Effect.flatMap((response) =>
         response.status >= 200 && response.status < 300

@@ -59,7 +59,8 @@ export const plausible: Responder = (request) => {
   const text = `Simulated answer to ${request.custom_id}.`
   const input = tokens(body.messages ?? body.input ?? body.prompt)
   const output = tokens(text)
-  switch (request.url) {
+  // Azure's lines name their endpoint without /v1: /chat/completions
+  switch (request.url.startsWith("/v1/") ? request.url : `/v1${request.url}`) {
     case "/v1/chat/completions":
       return {
         status: 200,

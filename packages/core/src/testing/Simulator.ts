@@ -40,6 +40,7 @@ import * as BatchConfig from "../BatchConfig.js"
 import * as BatchService from "../BatchService.js"
 import * as FileService from "../FileService.js"
 import * as Engine from "./internal/engine.js"
+import * as Provider from "../Provider.js"
 import * as Responder from "./Responder.js"
 
 /**
@@ -192,6 +193,13 @@ export interface Options {
    * `token_limit_exceeded`, as the API's do. Tokens are `BatchLine.estimateTokens`. Default: none.
    */
   readonly enqueuedTokenLimits?: Readonly<Record<string, number>> | undefined
+  /**
+   * Whose batch API it plays: the endpoints and `completion_window`s a create may name and the
+   * requests a batch may hold (`Provider.azure`: `/chat/completions`, 100,000 requests). Paths,
+   * authentication and error bodies are the HTTP layer's: the emulator's `provider`. Default
+   * `Provider.openai`.
+   */
+  readonly provider?: Provider.Profile | undefined
 }
 
 /**
@@ -248,7 +256,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       now: options.now ?? Clock.currentTimeMillis,
       stamp: options.stamp,
       seed: options.seed,
-      tokenLimits: options.enqueuedTokenLimits
+      tokenLimits: options.enqueuedTokenLimits,
+      provider: options.provider ?? Provider.openai
     })
     for (const rule of options.faults ?? []) yield* engine.inject(rule)
     return {
@@ -379,10 +388,14 @@ export const layer = (
   options: Options & { readonly config?: Partial<BatchConfig.Options> | undefined } = {}
 ): Layer.Layer<Simulator | BatchService.BatchService | FileService.FileService> => {
   const client = Layer.effect(HttpClient.HttpClient, Effect.map(Simulator, httpClient))
+  const azure = options.provider?.name === "azure"
   const config = BatchConfig.layer({
+    // the client speaks to the provider the simulator plays (Azure: its paths, api-version, api-key)
+    provider: options.provider ?? Provider.openai,
+    ...(azure ? { apiVersion: "2024-10-21" } : {}),
     ...options.config,
     apiKey: options.apiKey ?? "sk-simulator",
-    baseUrl: "http://simulator.batchkit.invalid/v1"
+    baseUrl: azure ? "http://simulator.batchkit.invalid/openai" : "http://simulator.batchkit.invalid/v1"
   })
   const services = Layer.mergeAll(BatchService.layer, FileService.layer).pipe(
     Layer.provide(client),

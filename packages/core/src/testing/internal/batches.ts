@@ -3,7 +3,8 @@
  * (newest first) and cancel, and the batch object as the API shows it.
  */
 import * as Effect from "effect/Effect"
-import { KnownEndpoint, metadataLimits } from "../../Batch.js"
+import { metadataLimits } from "../../Batch.js"
+import * as Provider from "../../Provider.js"
 import type { Files } from "./files.js"
 import type { NextId } from "./ids.js"
 import { type Lifecycle, type StoredBatch, terminal } from "./lifecycle.js"
@@ -20,11 +21,10 @@ import {
   type Request
 } from "./wire.js"
 
-const knownEndpoints = KnownEndpoint.literals as ReadonlyArray<string>
-
 /** The create parameters, or the API's 400 for the first one that is wrong. */
 const checkCreate = (
-  params: Record<string, unknown>
+  params: Record<string, unknown>,
+  provider: Provider.Profile
 ):
   | Reply
   | {
@@ -41,14 +41,16 @@ const checkCreate = (
       "missing_required_parameter"
     )
   const endpoint = params.endpoint
-  if (typeof endpoint !== "string" || !knownEndpoints.includes(endpoint))
+  const endpoints = provider.limits.endpoints
+  if (typeof endpoint !== "string" || (endpoints !== "any" && !endpoints.includes(endpoint)))
     return invalidValue(
-      `Invalid value for 'endpoint': ${JSON.stringify(endpoint ?? null)}. Supported values are: ${knownEndpoints.map((e) => `'${e}'`).join(", ")}.`,
+      `Invalid value for 'endpoint': ${JSON.stringify(endpoint ?? null)}. Supported values are: ${endpoints === "any" ? "any path" : endpoints.map((e) => `'${e}'`).join(", ")}.`,
       "endpoint"
     )
-  if (params.completion_window !== "24h")
+  const window = params.completion_window
+  if (typeof window !== "string" || !Provider.acceptsWindow(provider, window))
     return invalidValue(
-      `Invalid value for 'completion_window': ${JSON.stringify(params.completion_window ?? null)}. Supported values are: '24h'.`,
+      `Invalid value for 'completion_window': ${JSON.stringify(window ?? null)}. Supported values are: ${Provider.describeWindows(provider)}.`,
       "completion_window"
     )
   const metadata = params.metadata ?? null
@@ -109,6 +111,7 @@ export const make = (options: {
   readonly nextId: NextId
   readonly stamp: (simulated: number) => number
   readonly batches: Map<string, StoredBatch>
+  readonly provider: Provider.Profile
 }) => {
   const { files, lifecycle, nextId, batches } = options
   /** Batches not yet seen ended by `takeEnded`. */
@@ -163,7 +166,7 @@ export const make = (options: {
       const params = parseJsonObject(req.body)
       if (params === undefined)
         return Effect.succeed(json(400, errorBody("We could not parse the JSON body of your request.")))
-      const checked = checkCreate(params)
+      const checked = checkCreate(params, options.provider)
       if ("_tag" in checked) return Effect.succeed(checked)
       const file = files.get(checked.inputFileId)
       if (file === undefined)

@@ -4,6 +4,7 @@
  * a function of time (see `lifecycle.ts`), so a `TestClock.adjust` moves every batch at once.
  */
 import * as Effect from "effect/Effect"
+import type * as Provider from "../../Provider.js"
 import type * as Responder from "../Responder.js"
 import * as Batches from "./batches.js"
 import * as Faults from "./faults.js"
@@ -30,6 +31,8 @@ export interface EngineOptions extends Lifecycle.Timing {
   readonly seed?: string | undefined
   /** Enqueued-token limits by model. */
   readonly tokenLimits?: Readonly<Record<string, number>> | undefined
+  /** Whose endpoints, windows and limits apply. */
+  readonly provider: Provider.Profile
 }
 
 export interface SeenRequest {
@@ -91,6 +94,43 @@ const unauthorized = (apiKey: string | undefined, header: string | undefined): R
   return undefined
 }
 
+/** Azure's answer to a key it does not take (its well-known 401 body). */
+const azureDenied = json(401, {
+  error: {
+    code: "401",
+    message:
+      "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."
+  }
+})
+
+/** Azure's answer to a path it does not serve, or to a classic path without its api-version. */
+const azureNotFound = json(404, { error: { code: "404", message: "Resource not found" } })
+
+/**
+ * Azure OpenAI's side of the wire, turned into OpenAI's for the engine: `/openai/v1/…` (the v1
+ * API) and `/openai/…?api-version=…` (the classic API) serve what `/v1/…` does; its key comes in
+ * an `api-key` header, or an Entra ID token as `Authorization: Bearer`.
+ */
+const fromAzure = (req: Request, apiKey: string | undefined): Request | Reply => {
+  let rest: string
+  if (req.path.startsWith("/openai/v1/")) rest = req.path.slice("/openai/v1".length)
+  else if (req.path.startsWith("/openai/")) {
+    const version = req.query.get("api-version")
+    if (version === null) return azureNotFound
+    if (!/^\d{4}-\d{2}-\d{2}(-preview)?$/.test(version))
+      return json(400, { error: { code: "BadRequest", message: "API version not supported" } })
+    rest = req.path.slice("/openai".length)
+  } else return azureNotFound
+  const key = req.headers["api-key"]?.trim()
+  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.trim()
+  const given = key !== undefined && key !== "" ? key : bearer
+  if (given === undefined || given === "" || (apiKey !== undefined && given !== apiKey)) return azureDenied
+  const query = new URLSearchParams(req.query)
+  query.delete("api-version")
+  const { "api-key": _key, ...headers } = req.headers
+  return { ...req, path: `/v1${rest}`, query, headers: { ...headers, authorization: `Bearer ${given}` } }
+}
+
 export const make = (options: EngineOptions): Effect.Effect<Engine> =>
   Effect.gen(function* () {
     const stamp = options.stamp ?? ((t: number) => t)
@@ -104,9 +144,17 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
       files,
       nextId,
       tokenLimits: options.tokenLimits,
+      provider: options.provider,
       batches: () => stored.values()
     })
-    const batches = Batches.make({ files, lifecycle, nextId, stamp, batches: stored })
+    const batches = Batches.make({
+      files,
+      lifecycle,
+      nextId,
+      stamp,
+      batches: stored,
+      provider: options.provider
+    })
     const seen: Array<SeenRequest> = []
 
     /** The operation a request is, and the work of answering it; an unknown route is a 404. */
@@ -152,10 +200,16 @@ export const make = (options: EngineOptions): Effect.Effect<Engine> =>
       return invalid
     }
 
-    const handle = (req: Request): Effect.Effect<Reply> =>
+    const handle = (received: Request): Effect.Effect<Reply> =>
       Effect.gen(function* () {
-        const { authorization, ...headers } = req.headers
-        seen.push({ method: req.method, path: req.path, query: req.query.toString(), headers })
+        // what a test sees of a request is what came (Azure's path and api-version included),
+        // never its key (Azure's goes as api-key)
+        const { authorization: _a, "api-key": _k, ...headers } = received.headers
+        seen.push({ method: received.method, path: received.path, query: received.query.toString(), headers })
+        const azure = options.provider.name === "azure" ? fromAzure(received, options.apiKey) : received
+        if ("_tag" in azure) return azure
+        const req = azure
+        const { authorization } = req.headers
         const requestId = nextId("req_", 32)
         const withId = (reply: Reply): Reply =>
           reply._tag === "Answer"

@@ -6,6 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import { hash } from "../Responder.js"
+import type * as Provider from "../../Provider.js"
 import type * as Responder from "../Responder.js"
 import type { Files } from "./files.js"
 import type { NextId } from "./ids.js"
@@ -76,6 +77,7 @@ export const make = (options: {
   readonly tokenLimits?: Readonly<Record<string, number>> | undefined
   /** Every batch, for what the others hold of a model's limit. */
   readonly batches: () => Iterable<StoredBatch>
+  readonly provider: Provider.Profile
 }) => {
   const { timing, files, nextId } = options
   const perLine = 1000 / timing.requestsPerSecond
@@ -132,6 +134,7 @@ export const make = (options: {
       if (batch.validated === undefined) {
         const content = files.get(batch.inputFileId)?.content ?? new Uint8Array()
         batch.validated = yield* validate(content, batch.endpoint, {
+          provider: options.provider,
           responder: options.responder,
           attempt,
           admit: (model, tokens) => {

@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as BatchLine from "../../BatchLine.js"
+import type * as Provider from "../../Provider.js"
 import type * as Responder from "../Responder.js"
 import { decoder } from "./wire.js"
 
@@ -39,6 +40,7 @@ export const tokenLimitProblem = (model: string, limit: number): TokenLimitProbl
 })
 
 export interface Checks {
+  readonly provider: Provider.Profile
   readonly responder: Responder.Responder
   /** How many times a request with this custom_id has run before (and counts this run). */
   readonly attempt: (customId: string) => number
@@ -52,6 +54,7 @@ export const validate = (content: Uint8Array, endpoint: string, checks: Checks):
       endpoint,
       // the create route has checked the endpoint already; the API does not know our list
       endpoints: "any",
+      provider: checks.provider,
       maxProblems: 1000
     })
     const model = summary.model ?? null
