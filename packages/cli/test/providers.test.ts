@@ -7,7 +7,7 @@ import { Provider } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { cli, hooked, scratch } from "./support/jobs.js"
+import { cli, hooked, scratch, start } from "./support/jobs.js"
 
 const azureKey = "azure-cli-key-0000000000"
 let azure: Awaited<ReturnType<typeof hooked>>
@@ -104,6 +104,52 @@ describe("batchkit --provider", { timeout: 60_000 }, () => {
       true
     )
     expect(r.stderr + r.stdout).not.toContain(azureKey)
+  })
+
+  it("a job runs on Azure: run --provider azure shards Azure's lines and collects every result", async () => {
+    const dir = scratch()
+    azure.box.hook = () => {}
+    const name = file(dir, "in.jsonl", "/chat/completions", 7)
+    const r = await cli(
+      azure.server,
+      ["run", name, "--provider", "azure", "--max-requests", "3", "-o", "out.jsonl", "--state", "s.db"],
+      dir,
+      azureEnv()
+    )
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/7 requests in 3 shards/)
+    const lines = readFileSync(join(dir, "out.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+    expect(lines.map((l) => l.custom_id)).toEqual(["t0", "t1", "t2", "t3", "t4", "t5", "t6"])
+    expect(lines.every((l) => l.outcome === "succeeded")).toBe(true)
+  })
+
+  it("batchkit emulator --provider azure serves Azure's paths, api-version and api-key", async () => {
+    const dir = scratch()
+    const emulator = start(azure.server, ["emulator", "--provider", "azure", "--api-key", "emu-key"], dir)
+    try {
+      await new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if (/listening on/.test(emulator.stderr())) {
+            clearInterval(t)
+            resolve()
+          }
+        }, 20)
+      })
+      const url = /listening on (\S+)/.exec(emulator.stderr())![1]!
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/openai$/)
+      const ok = await fetch(`${url}/batches?api-version=2024-10-21`, { headers: { "api-key": "emu-key" } })
+      expect(ok.status).toBe(200)
+      const v1 = await fetch(`${url}/v1/batches`, { headers: { "api-key": "emu-key" } })
+      expect(v1.status).toBe(200)
+      expect((await fetch(`${url}/batches`, { headers: { "api-key": "emu-key" } })).status).toBe(404)
+      expect((await fetch(`${url}/v1/batches`, { headers: { "api-key": "other" } })).status).toBe(401)
+    } finally {
+      emulator.child.kill("SIGINT")
+      await emulator.done
+    }
   })
 
   it("an Azure setup that cannot work is bad usage before any request", async () => {
