@@ -167,6 +167,7 @@ export const make = (options: Options): Service => {
   }
   const query: Record<string, string> = {}
   for (const [k, v] of url.searchParams) query[k] = v
+  const versionInUrl = query["api-version"] !== undefined
   if (options.apiVersion !== undefined && options.apiVersion.trim() !== "")
     query["api-version"] = options.apiVersion.trim()
   let path = url.pathname.replace(/\/+$/, "")
@@ -178,7 +179,9 @@ export const make = (options: Options): Service => {
       throw new InvalidConfig(
         `Azure's ${url.origin}${path} needs an api-version (apiVersion, OPENAI_API_VERSION, or ?api-version= in the URL), or use the v1 API at ${url.origin}/openai/v1`
       )
-    if (v1) delete query["api-version"]
+    // the v1 API takes no version: one from OPENAI_API_VERSION (set for the classic form) is
+    // left out; one written in the URL itself (`?api-version=preview`) is the caller's and kept
+    if (v1 && !versionInUrl) delete query["api-version"]
   }
   const headers: Record<string, string> = {}
   for (const [k, v] of Object.entries(options.headers ?? {})) {
