@@ -72,6 +72,11 @@ export interface Service {
   readonly query: Readonly<Record<string, string>>
   /** Headers every request carries, beside the key and OpenAI's organization and project. */
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * Asked for a bearer token before each request, in place of `apiKey` (Azure's Entra ID
+   * tokens, which expire within hours).
+   */
+  readonly tokenProvider: Option.Option<Effect.Effect<Redacted.Redacted<string>, unknown>>
 }
 
 /**
@@ -91,6 +96,12 @@ export interface Options {
   readonly apiKey?: Redacted.Redacted<string> | string | undefined
   /** An Azure AD (Entra ID) access token, sent as `Authorization: Bearer` (Azure only). */
   readonly azureAdToken?: Redacted.Redacted<string> | string | undefined
+  /**
+   * Gives an Entra ID token before each request (Azure only), as the official SDK's
+   * `azureADTokenProvider` does: for jobs that outlive a token. Caching and refreshing are the
+   * provider's (`@azure/identity`'s credentials do both); a failure is a `TransportError`.
+   */
+  readonly azureAdTokenProvider?: Effect.Effect<Redacted.Redacted<string> | string, unknown> | undefined
   /**
    * The base URL. Query parameters in it (`…/openai?api-version=2024-10-21`) are sent on every
    * request. For Azure, the resource's endpoint alone (`https://RESOURCE.openai.azure.com`)
@@ -150,9 +161,10 @@ export const make = (options: Options): Service => {
       `unknown provider ${String(options.provider)}; one of ${Provider.names.join(", ")}`
     )
   const adToken = options.azureAdToken
-  if (adToken !== undefined && provider.name !== "azure")
-    throw new InvalidConfig("azureAdToken is for the azure provider")
-  const secret = options.apiKey ?? adToken
+  const tokenProvider = options.azureAdTokenProvider
+  if ((adToken !== undefined || tokenProvider !== undefined) && provider.name !== "azure")
+    throw new InvalidConfig("azureAdToken and azureAdTokenProvider are for the azure provider")
+  const secret = options.apiKey ?? adToken ?? (tokenProvider !== undefined ? "" : undefined)
   if (secret === undefined) throw new InvalidConfig(`no API key: give apiKey (${provider.env.apiKey})`)
   const given = options.baseUrl ?? provider.defaultBaseUrl
   if (given === undefined)
@@ -201,7 +213,16 @@ export const make = (options: Options): Service => {
     retry: options.retry ?? RetryPolicy.make({ maxRetries: options.maxRetries }),
     idempotentCreate: options.idempotentCreate ?? true,
     provider,
-    auth: adToken !== undefined && options.apiKey === undefined ? "bearer" : provider.auth,
+    auth:
+      (adToken !== undefined || tokenProvider !== undefined) && options.apiKey === undefined
+        ? "bearer"
+        : provider.auth,
+    tokenProvider:
+      tokenProvider !== undefined && options.apiKey === undefined && adToken === undefined
+        ? Option.some(
+            Effect.map(tokenProvider, (token) => (Redacted.isRedacted(token) ? token : Redacted.make(token)))
+          )
+        : Option.none(),
     query,
     headers
   }

@@ -133,6 +133,46 @@ describe("Azure OpenAI against the emulator", { timeout: 30_000 }, () => {
     )
   )
 
+  it.live(
+    "…or with an Entra ID token provider, asked before each request; its failure is a TransportError",
+    () =>
+      Effect.gen(function* () {
+        let asked = 0
+        const provider = Effect.sync(() => {
+          asked++
+          return apiKey
+        })
+        const layer = NodeBatch.layer({
+          azureAdTokenProvider: provider,
+          provider: "azure",
+          baseUrl: endpoint,
+          apiVersion: "2024-10-21"
+        })
+        yield* Effect.provide(
+          Effect.flatMap(BatchService.BatchService, (batches) =>
+            Effect.zipRight(batches.list({ limit: 1 }), batches.list({ limit: 1 }))
+          ),
+          layer
+        )
+        expect(asked).toBe(2)
+        const failing = NodeBatch.layer({
+          azureAdTokenProvider: Effect.fail(new Error("no credential")),
+          provider: "azure",
+          baseUrl: endpoint,
+          apiVersion: "2024-10-21",
+          maxRetries: 0
+        })
+        const error = yield* Effect.flip(
+          Effect.provide(
+            Effect.flatMap(BatchService.BatchService, (batches) => batches.list()),
+            failing
+          )
+        )
+        expect(error._tag).toBe("TransportError")
+        expect(error.message).toContain("the Entra ID token provider failed: no credential")
+      })
+  )
+
   it("a classic Azure URL without an api-version is a configuration error, before any request", () => {
     expect(() => BatchConfig.make({ apiKey, provider: "azure", baseUrl: endpoint })).toThrow(
       /needs an api-version/

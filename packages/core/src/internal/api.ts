@@ -196,26 +196,47 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     return new UnexpectedStatus(fields)
   }
 
+  /** With a token provider, each request asks it for its bearer token as it goes. */
+  const authorized: (
+    request: HttpClientRequest.HttpClientRequest
+  ) => Effect.Effect<HttpClientRequest.HttpClientRequest, TransportError> = Option.match(
+    config.tokenProvider,
+    {
+      onNone: () => Effect.succeed,
+      onSome: (provider) => (request) =>
+        Effect.mapBoth(provider, {
+          onFailure: (cause) =>
+            transport(request, "Transport", `the Entra ID token provider failed: ${causeMessage(cause)}`),
+          onSuccess: (token) =>
+            HttpClientRequest.setHeader(request, "authorization", `Bearer ${Redacted.value(token)}`)
+        })
+    }
+  )
+
   /** Sends and waits for the answer's head; a non-2xx is read and turned into its error. */
   const head = (request: HttpClientRequest.HttpClientRequest) =>
-    withoutIdleSpan(
-      config.auth === "api-key"
-        ? // Azure's key header is redacted like authorization wherever headers are shown (spans)
-          Effect.locallyWith(http.execute(request), Headers.currentRedactedNames, (names) => [
-            ...names,
-            "api-key"
-          ])
-        : http.execute(request)
-    ).pipe(
-      Effect.mapError(fromClientError(request)),
-      Effect.flatMap((response) =>
-        response.status >= 200 && response.status < 300
-          ? Effect.succeed(response)
-          : response.text.pipe(
-              Effect.orElseSucceed(() => ""),
-              Effect.zipWith(Clock.currentTimeMillis, (text, now) => apiError(request, response, text, now)),
-              Effect.flatMap(Effect.fail)
-            )
+    Effect.flatMap(authorized(request), (request) =>
+      withoutIdleSpan(
+        config.auth === "api-key"
+          ? // Azure's key header is redacted like authorization wherever headers are shown (spans)
+            Effect.locallyWith(http.execute(request), Headers.currentRedactedNames, (names) => [
+              ...names,
+              "api-key"
+            ])
+          : http.execute(request)
+      ).pipe(
+        Effect.mapError(fromClientError(request)),
+        Effect.flatMap((response) =>
+          response.status >= 200 && response.status < 300
+            ? Effect.succeed(response)
+            : response.text.pipe(
+                Effect.orElseSucceed(() => ""),
+                Effect.zipWith(Clock.currentTimeMillis, (text, now) =>
+                  apiError(request, response, text, now)
+                ),
+                Effect.flatMap(Effect.fail)
+              )
+        )
       )
     )
 
