@@ -137,7 +137,9 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
   })
 
   it("submit --wait on a batch that gets cancelled saves the partial results and exits 3", async () => {
-    const path = write("cancel.jsonl", lines(400))
+    // 3,000 requests: about 15 s of work at 20×, so the cancel (a CLI of its own, which takes a
+    // second or two to start on a busy machine) comes while most are still to do
+    const path = write("cancel.jsonl", lines(3000))
     const output = join(state.dir, "cancelled.jsonl")
     const running = cli(["submit", path, "--wait", "--output", output, "--interval", "100ms"])
     let id: string | undefined
@@ -145,7 +147,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
       await new Promise((r) => setTimeout(r, 50))
       const batches = await Effect.runPromise(state.server.simulator.batches)
       const b = batches.find(
-        (x) => x.status === "in_progress" && (x.request_counts as { total: number }).total === 400
+        (x) => x.status === "in_progress" && (x.request_counts as { total: number }).total === 3000
       )
       id = b?.id as string | undefined
     }
@@ -155,7 +157,7 @@ describe("batchkit against the emulator", { timeout: 60_000 }, () => {
     const run = await running
     expect(run.code).toBe(3)
     const results = jsonLines(readFileSync(output, "utf8"))
-    expect(results.length).toBe(400)
+    expect(results.length).toBe(3000)
     const outcomes = new Set(results.map((r) => r.outcome))
     expect(outcomes.has("cancelled")).toBe(true)
     expect([...outcomes].every((o) => o === "succeeded" || o === "cancelled")).toBe(true)
