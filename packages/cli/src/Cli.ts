@@ -35,6 +35,7 @@ import {
   inputFile,
   metadataOption,
   node,
+  providerNames,
   webhookOptions,
   withServices,
   withWebhooks
@@ -607,7 +608,7 @@ const emulator = Command.make(
       )
     ),
     completionWindow: durationOption("completion-window", "how long until a batch expires (default 24h)"),
-    provider: Options.choice("provider", ["openai", "azure", "groq", "compatible"]).pipe(
+    provider: Options.choice("provider", providerNames).pipe(
       Options.withDefault("openai" as const),
       Options.withDescription(
         "whose Batch API to play: azure serves /openai?api-version=… and /openai/v1, takes an api-key header and lines with url /chat/completions (default openai)"

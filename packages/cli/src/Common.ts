@@ -1,5 +1,5 @@
 /** The options every command that talks to the API takes, and the layer they build. */
-import { BatchConfig, BatchError, type BatchService, type FileService, Provider } from "@batchkit/core"
+import { BatchConfig, BatchError, type BatchService, type FileService, type Provider } from "@batchkit/core"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
@@ -83,7 +83,7 @@ export const metadataOption = Options.text("metadata").pipe(
 )
 
 /** Spelled out here (not `Provider.names`) so the commands' types name no module of core's. */
-const providerNames = [
+export const providerNames = [
   "openai",
   "azure",
   "groq",
@@ -243,22 +243,15 @@ export const node = Effect.promise(() => import("@batchkit/node"))
  */
 export const batchConfig = (options: Common): Effect.Effect<BatchConfig.Options, UsageError> =>
   Effect.gen(function* () {
-    const provider = Provider.profiles[options.provider]
-    /** An environment variable, unset when empty (as the official SDKs read them). */
-    const env = (name: string | undefined) =>
-      name === undefined
-        ? Effect.succeed(Option.none<string>())
-        : Effect.map(Effect.orElseSucceed(Config.option(Config.string(name)), Option.none), (o) =>
-            Option.filter(o, (v) => v.trim() !== "")
-          )
+    // the provider's own variables, as its SDK reads them; flags win over them
+    const env = yield* BatchConfig.fromEnv(options.provider).pipe(
+      Effect.mapError((e) => new UsageError({ message: `the environment: ${e}` }))
+    )
+    const provider = env.provider
     const flagKey = Option.filter(options.apiKey, (k) => Redacted.value(k).trim() !== "")
-    const envKey = Option.map(yield* env(provider.env.apiKey), (k) => Redacted.make(k.trim()))
-    const adToken =
-      Option.isNone(flagKey) && Option.isNone(envKey) && provider.env.adToken !== undefined
-        ? Option.map(yield* env(provider.env.adToken), (k) => Redacted.make(k.trim()))
-        : Option.none()
-    const apiKey = Option.orElse(flagKey, () => envKey)
-    if (Option.isNone(apiKey) && Option.isNone(adToken)) {
+    const apiKey = Option.isSome(flagKey) ? flagKey.value : env.apiKey
+    const adToken = Option.isSome(flagKey) ? undefined : env.azureAdToken
+    if (apiKey === undefined && adToken === undefined) {
       return yield* new UsageError({
         message:
           provider.name === "azure"
@@ -268,18 +261,8 @@ export const batchConfig = (options: Common): Effect.Effect<BatchConfig.Options,
     }
     if (options.maxRetries < 0) return yield* new UsageError({ message: "--max-retries must be 0 or more" })
     // an empty OPENAI_BASE_URL means "not set", as it does for the official SDKs
-    const flagUrl = Option.filter(
-      Option.map(options.baseUrl, (u) => u.trim()),
-      (u) => u !== ""
-    )
-    const envUrl = Option.isSome(flagUrl) ? Option.none<string>() : yield* env(provider.env.baseUrl)
-    // Azure's SDK client reads OPENAI_BASE_URL too, in place of the endpoint
-    const azureUrl =
-      Option.isNone(flagUrl) && Option.isNone(envUrl) && provider.name === "azure"
-        ? yield* env("OPENAI_BASE_URL")
-        : Option.none<string>()
-    const url =
-      Option.getOrUndefined(Option.firstSomeOf([flagUrl, envUrl, azureUrl])) ?? provider.defaultBaseUrl
+    const flagUrl = Option.getOrUndefined(options.baseUrl)?.trim()
+    const url = (flagUrl !== undefined && flagUrl !== "" ? flagUrl : env.baseUrl) ?? provider.defaultBaseUrl
     if (url === undefined)
       return yield* new UsageError({
         message: `--provider ${provider.name} needs --base-url${provider.env.baseUrl ? ` (or ${provider.env.baseUrl})` : ""}`
@@ -298,9 +281,7 @@ export const batchConfig = (options: Common): Effect.Effect<BatchConfig.Options,
     }
     const config: BatchConfig.Options = {
       provider,
-      ...(Option.isSome(apiKey)
-        ? { apiKey: apiKey.value }
-        : { azureAdToken: Option.getOrUndefined(adToken) }),
+      ...(apiKey !== undefined ? { apiKey } : { azureAdToken: adToken }),
       baseUrl: url,
       apiVersion: Option.getOrUndefined(options.apiVersion),
       headers,

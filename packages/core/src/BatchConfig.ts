@@ -235,12 +235,57 @@ export const make = (options: Options): Service => {
 export const layer = (options: Options): Layer.Layer<BatchConfig> => Layer.succeed(BatchConfig, make(options))
 
 /**
- * Reads the configuration from the `ConfigProvider`; `overrides` win over the environment. The
- * provider is `overrides.provider`, else `BATCHKIT_PROVIDER`, else `openai`; each reads its own
- * variables, as the official SDKs do: `OPENAI_API_KEY` (required, redacted), `OPENAI_BASE_URL`,
- * `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`; for `azure`, `AZURE_OPENAI_API_KEY` (or
- * `AZURE_OPENAI_AD_TOKEN`, an Entra ID token), `AZURE_OPENAI_ENDPOINT` (or `OPENAI_BASE_URL`)
- * and `OPENAI_API_VERSION`; for `groq`, `GROQ_API_KEY` and `GROQ_BASE_URL`.
+ * What the environment says for a provider, as its official SDK reads it (empty means unset):
+ * the key (`OPENAI_API_KEY`, `AZURE_OPENAI_API_KEY`, `GROQ_API_KEY`; redacted), for Azure an
+ * Entra ID token when there is no key (`AZURE_OPENAI_AD_TOKEN`), the base URL
+ * (`OPENAI_BASE_URL`, `AZURE_OPENAI_ENDPOINT` else `OPENAI_BASE_URL`, `GROQ_BASE_URL`),
+ * `OPENAI_API_VERSION`, `OPENAI_ORG_ID` and `OPENAI_PROJECT_ID`. The provider is the one given,
+ * else `BATCHKIT_PROVIDER`, else `openai`. Nothing is required here: {@link layerConfig} and
+ * the CLI say what is missing in their own words.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromEnv = (
+  given?: Provider.Profile | Provider.Name
+): Effect.Effect<Options & { readonly provider: Provider.Profile }, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const optional = (name: string | undefined) =>
+      name === undefined
+        ? Effect.succeed(undefined)
+        : Effect.map(Config.option(Config.string(name)), (o) =>
+            Option.getOrUndefined(Option.filter(o, (v) => v.trim() !== ""))
+          )
+    const name = given ?? ((yield* optional("BATCHKIT_PROVIDER")) as Provider.Name | undefined) ?? "openai"
+    const provider = typeof name === "string" ? Provider.profiles[name] : name
+    if (provider === undefined)
+      return yield* Effect.fail(
+        ConfigErrorModule.InvalidData(
+          ["BATCHKIT_PROVIDER"],
+          `unknown provider ${String(name)}; one of ${Provider.names.join(", ")}`
+        )
+      )
+    const secret = (variable: string | undefined) =>
+      Effect.map(optional(variable), (v) => (v === undefined ? undefined : Redacted.make(v.trim())))
+    const apiKey = yield* secret(provider.env.apiKey)
+    return {
+      provider,
+      apiKey,
+      azureAdToken: apiKey === undefined ? yield* secret(provider.env.adToken) : undefined,
+      baseUrl:
+        (yield* optional(provider.env.baseUrl)) ??
+        // Azure's SDK client reads OPENAI_BASE_URL too, in place of the endpoint
+        (provider.name === "azure" ? yield* optional("OPENAI_BASE_URL") : undefined),
+      apiVersion: yield* optional(provider.env.apiVersion),
+      organization: yield* optional("OPENAI_ORG_ID"),
+      project: yield* optional("OPENAI_PROJECT_ID")
+    }
+  })
+
+/**
+ * Reads the configuration from the `ConfigProvider` ({@link fromEnv}); `overrides` win over the
+ * environment. A key is required: the provider's variable, `apiKey`, or for Azure an Entra ID
+ * token (`AZURE_OPENAI_AD_TOKEN`, `azureAdToken` or `azureAdTokenProvider`).
  *
  * @since 0.1.0
  * @category layers
@@ -251,59 +296,30 @@ export const layerConfig = (
   Layer.effect(
     BatchConfig,
     Effect.gen(function* () {
-      const optional = (name: string | undefined) =>
-        name === undefined
-          ? Effect.succeed(undefined)
-          : Effect.map(Config.option(Config.string(name)), (o) =>
-              Option.getOrUndefined(Option.filter(o, (v) => v.trim() !== ""))
-            )
-      const name =
-        overrides.provider ??
-        ((yield* optional("BATCHKIT_PROVIDER")) as Provider.Name | undefined) ??
-        "openai"
-      const provider = typeof name === "string" ? Provider.profiles[name] : name
-      if (provider === undefined)
+      const env = yield* fromEnv(overrides.provider)
+      const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined))
+      // a key given here replaces the environment's token as well as its key
+      const keyed = overrides.apiKey !== undefined || overrides.azureAdToken !== undefined
+      const options: Options = {
+        ...env,
+        ...(keyed || overrides.azureAdTokenProvider !== undefined
+          ? { apiKey: undefined, azureAdToken: undefined }
+          : {}),
+        ...given
+      }
+      if (
+        options.apiKey === undefined &&
+        options.azureAdToken === undefined &&
+        options.azureAdTokenProvider === undefined
+      )
         return yield* Effect.fail(
-          ConfigErrorModule.InvalidData(
-            ["BATCHKIT_PROVIDER"],
-            `unknown provider ${String(name)}; one of ${Provider.names.join(", ")}`
+          ConfigErrorModule.MissingData(
+            [env.provider.env.apiKey],
+            `${env.provider.env.apiKey} is not set (or empty); set it to your API key`
           )
         )
-      const adToken =
-        overrides.azureAdToken ??
-        (overrides.apiKey === undefined && provider.env.adToken !== undefined
-          ? Option.getOrUndefined(yield* Config.option(Config.redacted(provider.env.adToken)))
-          : undefined)
-      const apiKey =
-        overrides.apiKey ??
-        (adToken !== undefined
-          ? undefined
-          : yield* Config.redacted(provider.env.apiKey).pipe(
-              Config.validate({
-                message: `${provider.env.apiKey} is empty; set it to your API key`,
-                validation: (key) => Redacted.value(key).trim() !== ""
-              })
-            ))
-      const baseUrl =
-        overrides.baseUrl ??
-        (yield* optional(provider.env.baseUrl)) ??
-        // Azure's SDK client reads OPENAI_BASE_URL too, in place of the endpoint
-        (provider.name === "azure" ? yield* optional("OPENAI_BASE_URL") : undefined)
-      const apiVersion = overrides.apiVersion ?? (yield* optional(provider.env.apiVersion))
-      const organization = overrides.organization ?? (yield* optional("OPENAI_ORG_ID"))
-      const project = overrides.project ?? (yield* optional("OPENAI_PROJECT_ID"))
       return yield* Effect.try({
-        try: () =>
-          make({
-            ...overrides,
-            provider,
-            apiKey,
-            azureAdToken: adToken,
-            baseUrl,
-            apiVersion,
-            organization,
-            project
-          }),
+        try: () => make({ ...options, provider: env.provider }),
         catch: (e) => ConfigErrorModule.InvalidData([], e instanceof Error ? e.message : String(e))
       })
     })

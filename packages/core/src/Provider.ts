@@ -22,6 +22,8 @@
  * ```
  */
 
+import { KnownEndpoint } from "./Batch.js"
+
 /**
  * The names of the profiles.
  *
@@ -116,16 +118,7 @@ export const openai: Profile = {
     bytes: megabytes(200),
     embeddingInputs: 50_000,
     completionWindows: ["24h"],
-    endpoints: [
-      "/v1/responses",
-      "/v1/chat/completions",
-      "/v1/embeddings",
-      "/v1/completions",
-      "/v1/moderations",
-      "/v1/images/generations",
-      "/v1/images/edits",
-      "/v1/videos"
-    ]
+    endpoints: KnownEndpoint.literals
   },
   env: { apiKey: "OPENAI_API_KEY", baseUrl: "OPENAI_BASE_URL", apiVersion: undefined, adToken: undefined },
   sources: [

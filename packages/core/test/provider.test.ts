@@ -149,6 +149,37 @@ describe("BatchConfig with a provider", () => {
   )
 })
 
+describe("layerConfig without a key", () => {
+  const azureOnly = ConfigProvider.fromMap(
+    new Map([
+      ["AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com"],
+      ["OPENAI_API_VERSION", "2024-10-21"]
+    ])
+  )
+
+  it.effect("an Entra ID token provider stands for the key", () =>
+    Effect.gen(function* () {
+      const config = yield* BatchConfig.BatchConfig
+      expect(config.auth).toBe("bearer")
+      expect(Option.isSome(config.tokenProvider)).toBe(true)
+    }).pipe(
+      Effect.provide(
+        BatchConfig.layerConfig({ provider: "azure", azureAdTokenProvider: Effect.succeed("token") })
+      ),
+      Effect.withConfigProvider(azureOnly)
+    )
+  )
+
+  it.effect("with neither, the error names the provider's variable", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Effect.provide(BatchConfig.BatchConfig, BatchConfig.layerConfig({ provider: "azure" }))
+      )
+      expect(String(error)).toContain("AZURE_OPENAI_API_KEY is not set (or empty)")
+    }).pipe(Effect.withConfigProvider(azureOnly))
+  )
+})
+
 describe("the simulator plays Azure", () => {
   it.effect("a batch of /chat/completions lines over Azure's wire, under TestClock", () =>
     Effect.gen(function* () {

@@ -117,17 +117,22 @@ describe("Azure OpenAI against the emulator", { timeout: 30_000 }, () => {
 
   it.effect("…and the v1 form, authenticated with an Entra ID token as a bearer", () =>
     Effect.gen(function* () {
+      const before = (yield* server.simulator.requests).length
       const batches = yield* BatchService.BatchService
       const page = yield* batches.list({ limit: 1 })
       expect(page.object).toBe("list")
+      // the config the service ran with: a bearer, no api-version on the v1 path
       const config = yield* BatchConfig.BatchConfig
       expect(config.auth).toBe("bearer")
       expect(config.query).toEqual({})
+      const seen = (yield* server.simulator.requests).slice(before)
+      expect(seen.map((r) => `${r.path}?${r.query}`)).toEqual(["/openai/v1/batches?limit=1"])
     }).pipe(
       Effect.provide(
-        Layer.mergeAll(
-          NodeBatch.layer({ azureAdToken: apiKey, provider: "azure", baseUrl: `${endpoint}/openai/v1` }),
-          BatchConfig.layer({ azureAdToken: apiKey, provider: "azure", baseUrl: `${endpoint}/openai/v1` })
+        NodeBatch.layerServices.pipe(
+          Layer.provideMerge(
+            BatchConfig.layer({ azureAdToken: apiKey, provider: "azure", baseUrl: `${endpoint}/openai/v1` })
+          )
         )
       )
     )
