@@ -357,7 +357,8 @@ const run = Command.make("run", runOptions, (o) =>
     const { NodeFileSource } = yield* node
     const inputs = paths.map((path) => ({
       name: path,
-      bytes: NodeFileSource.stream(path).pipe(
+      // read in large pieces: planning goes through every byte, and each piece costs a pull
+      bytes: NodeFileSource.stream(path, { chunkSize: 1024 * 1024 }).pipe(
         Stream.mapError((e) => new UsageError({ message: `${path}: cannot read: ${e.message}` }))
       )
     }))

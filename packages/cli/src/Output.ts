@@ -94,6 +94,9 @@ export const checkOutputPath = (path: string, option = "--output"): Effect.Effec
     return Effect.succeed(full)
   })
 
+/** Bytes written between two flushes to disk of a file being written. */
+const syncEvery = 64 * 1024 * 1024
+
 /**
  * Writes a byte stream to `path` so that the file appears only when complete: it goes to a
  * temporary name beside it, renamed at the end; on failure or interruption the temporary file is
@@ -112,9 +115,20 @@ export const writeFileAtomically = <E, R>(
     new LocalError({ message: `${what} ${temp}: ${(cause as Error).message ?? String(cause)}` })
   return Effect.acquireUseRelease(
     Effect.tryPromise({ try: () => open(temp, "wx"), catch: local("cannot create") }),
-    (handle) =>
-      Stream.runForEach(bytes, (chunk) =>
-        Effect.tryPromise({ try: () => handle.write(chunk), catch: local("cannot write") })
+    (handle) => {
+      // the disk is flushed as the file grows (not all at the end), while the next chunks are
+      // produced: for a results merge, the store's reads and the disk's writes overlap
+      let unsynced = 0
+      const write = async (chunk: Uint8Array) => {
+        await handle.write(chunk)
+        unsynced += chunk.byteLength
+        if (unsynced >= syncEvery) {
+          unsynced = 0
+          await handle.datasync()
+        }
+      }
+      return Stream.runForEach(Stream.bufferChunks(bytes, { capacity: 4 }), (chunk) =>
+        Effect.tryPromise({ try: () => write(chunk), catch: local("cannot write") })
       ).pipe(
         Effect.zipRight(Effect.tryPromise({ try: () => handle.sync(), catch: local("cannot flush") })),
         Effect.zipRight(Effect.tryPromise({ try: () => handle.close(), catch: local("cannot close") })),
@@ -125,7 +139,8 @@ export const writeFileAtomically = <E, R>(
               new LocalError({ message: `cannot rename ${temp} to ${path}: ${String(cause)}` })
           })
         )
-      ),
+      )
+    },
     (handle, exit) =>
       exit._tag === "Success"
         ? Effect.void

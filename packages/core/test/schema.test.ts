@@ -3,6 +3,7 @@ import { Effect, Option, Schema, Stream } from "effect"
 import { readFileSync } from "node:fs"
 import { Batch, BatchFile, BatchLine } from "../src/index.js"
 import * as Fast from "../src/internal/fast.js"
+import * as Jsonl from "../src/internal/jsonl.js"
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
@@ -342,6 +343,82 @@ describe("BatchLine", () => {
       // a duplicate is listed once; a line that is not a request line (d) is not listed
       expect(summary.customIds).toEqual(["a", "b", "c"])
     })
+  )
+
+  it.effect(
+    "splits lines the same whatever the chunks: multi-byte text, CRLF, blank lines, invalid UTF-8",
+    () =>
+      Effect.gen(function* () {
+        // a line at a time, from the whole text: what the chunked reader must give
+        const reference = (bytes: Uint8Array, strict: boolean) => {
+          const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+          const out: Array<unknown> = []
+          let start = 0
+          let no = 0
+          while (start < bytes.length) {
+            let nl = bytes.indexOf(10, start)
+            if (nl === -1) nl = bytes.length
+            no++
+            let end = nl
+            if (end > start && bytes[end - 1] === 13) end--
+            const raw = bytes.subarray(start, end)
+            if (strict) {
+              try {
+                out.push([fatal.decode(raw), no, nl - start + 1])
+              } catch {
+                out.push(["invalid", no])
+              }
+            } else {
+              const text = new TextDecoder("utf-8", { ignoreBOM: no !== 1 }).decode(raw)
+              if (text.trim() !== "") out.push([text, no, nl - start + 1])
+            }
+            start = nl + 1
+          }
+          return out
+        }
+        const enc = new TextEncoder()
+        const pieces = [
+          enc.encode('{"a":"héllo ✓ 𝄞 日本"}\n'),
+          enc.encode('{"b":1}\r\n'),
+          enc.encode("\n"),
+          enc.encode("   \n"),
+          enc.encode("\r\n"),
+          new Uint8Array([...enc.encode('{"c":"x'), 0xff, ...enc.encode('"}\n')]),
+          new Uint8Array([...enc.encode('{"d":"'), 0xe2, 0x82, ...enc.encode('"}\n')]),
+          enc.encode('{"e":"ünïcode"}')
+        ]
+        let seed = 7
+        const random = (n: number) => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31
+          return seed % n
+        }
+        for (let round = 0; round < 200; round++) {
+          const parts = Array.from({ length: 1 + random(12) }, () => pieces[random(pieces.length)]!)
+          if (random(3) === 0) parts.unshift(enc.encode("\uFEFF"))
+          const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+          let offset = 0
+          for (const p of parts) {
+            bytes.set(p, offset)
+            offset += p.length
+          }
+          const chunks: Array<Uint8Array> = []
+          for (let at = 0; at < bytes.length; ) {
+            const size = 1 + random(random(2) === 0 ? 8 : 80)
+            chunks.push(bytes.slice(at, at + size))
+            at += size
+          }
+          for (const strict of [true, false]) {
+            const got: Array<unknown> = []
+            yield* Stream.runDrain(
+              Jsonl.lines(Stream.fromIterable(chunks), (text, no, size) => void got.push([text, no, size]), {
+                strict,
+                onInvalidUtf8: (no) => void got.push(["invalid", no])
+              })
+            )
+            expect(got).toEqual(reference(bytes, strict))
+          }
+        }
+      })
   )
 
   it.effect("validation refuses what the API refuses: invalid UTF-8, a BOM, blank lines; CRLF passes", () =>

@@ -260,6 +260,9 @@ const newJobId = () => {
 
 class Reuse extends Data.TaggedError("Reuse")<{ readonly id: string }> {}
 
+/** Results read from the store at a time, as one run of bytes: about 3 MB of a typical job's lines. */
+const resultRange = 5000
+
 const outcomes = ["succeeded", "failed", "expired", "cancelled", "errored"] as const
 
 const zeroTokens = { input: 0, cached: 0, output: 0, reasoning: 0 }
@@ -446,35 +449,27 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
     Stream.unwrap(
       Effect.map(finished(id), (done) => {
         // a finished job has a line for every request: a gap would be a line lost, so it fails
-        let next = 0
-        return Store.pages((after, limit) => store.resultPage(id, after, limit), 10_000).pipe(
-          Stream.mapChunksEffect((rows) => {
-            let size = 0
-            for (const r of rows) {
-              if (r.idx !== next)
-                return Effect.die(new Error(`job ${id}: the store has no result for request ${next}`))
+        const total = done.requests.total
+        const missing = (from: number, to: number) =>
+          Effect.flatMap(store.resultIdxs(id, from, to), (idxs) => {
+            let next = from
+            for (const idx of idxs) {
+              if (idx !== next) break
               next++
-              size += r.record.byteLength
             }
-            // the lines are stored as bytes: one copy into one buffer for the page
-            const out = new Uint8Array(size)
-            let at = 0
-            for (const r of rows) {
-              out.set(r.record, at)
-              at += r.record.byteLength
-            }
-            return Effect.succeed(Chunk.of(out))
-          }),
-          Stream.concat(
-            Stream.suspend(() =>
-              next === done.requests.total
-                ? Stream.empty
-                : Stream.die(
-                    new Error(`job ${id}: the store has ${next} results for ${done.requests.total} requests`)
-                  )
-            )
+            return Effect.die(new Error(`job ${id}: the store has no result for request ${next}`))
+          })
+        return Stream.paginateChunkEffect(0, (from) => {
+          const to = Math.min(total, from + resultRange)
+          return Effect.flatMap(store.resultRange(id, from, to), ({ lines, bytes }) =>
+            lines !== to - from
+              ? missing(from, to)
+              : Effect.succeed([
+                  bytes.byteLength > 0 ? Chunk.of(bytes) : Chunk.empty<Uint8Array>(),
+                  to < total ? Option.some(to) : Option.none()
+                ] as const)
           )
-        )
+        })
       })
     )
 

@@ -139,7 +139,8 @@ interface OpenShard {
  * @category planning
  */
 export const sharder = (options: Job.ResolvedOptions, prefix = "s") => {
-  const open = new Map<string, OpenShard>()
+  // per url, per model: no key string built for every request
+  const open = new Map<string, Map<string, OpenShard>>()
   const shards: Array<OpenShard> = []
   return {
     add: (request: {
@@ -149,9 +150,13 @@ export const sharder = (options: Job.ResolvedOptions, prefix = "s") => {
       readonly tokens: number
       readonly embeddingInputs: number
     }): string => {
-      const key = `${request.url} ${request.model}`
+      let byModel = open.get(request.url)
+      if (byModel === undefined) {
+        byModel = new Map()
+        open.set(request.url, byModel)
+      }
+      let shard = byModel.get(request.model)
       const maxTokens = Job.tokenLimit(options, request.model)
-      let shard = open.get(key)
       const embeddings = isEmbeddings(request.url) ? request.embeddingInputs : 0
       if (
         shard === undefined ||
@@ -170,7 +175,7 @@ export const sharder = (options: Job.ResolvedOptions, prefix = "s") => {
           inputs: 0
         }
         shards.push(shard)
-        open.set(key, shard)
+        byModel.set(request.model, shard)
       }
       shard.requests++
       shard.bytes += request.bytes
@@ -217,16 +222,11 @@ export const plan = <E, R>(
       count++
       if (problems.length < maxKept) problems.push(problem)
     }
-    // where each custom_id first appeared (file index × 2^26 + line), by a 53-bit hash of it: a
-    // number per request where the strings themselves would cost several times the memory. A
-    // hash seen before is a suspect, checked against the text once the inputs are read.
-    const seen = new Map<number, number>()
-    const suspects: Array<{
-      readonly id: string
-      readonly file: number
-      readonly line: number
-      readonly first: number
-    }> = []
+    // a 53-bit hash of every custom_id, in a typed array (8 bytes a request where the strings
+    // would cost many times that); sorted once the inputs are read, an equal pair marks a hash
+    // worth a second look, and only then are the inputs read again for the ids themselves
+    let hashes = new Float64Array(1 << 16)
+    let hashCount = 0
     const checkedUrls = new Set<string>()
     const shards = sharder(options.options, options.shardPrefix)
     const models = new Set<string>()
@@ -249,10 +249,12 @@ export const plan = <E, R>(
       const scanned = yield* BatchLine.scanInput(bytesIn, {
         onProblem: (p) => report({ file: input.name, ...p }),
         onRequest: ({ line, text, request, bytes: length }) => {
-          const hash = idHash(request.custom_id)
-          const first = seen.get(hash)
-          if (first === undefined) seen.set(hash, file * 2 ** 26 + line)
-          else suspects.push({ id: request.custom_id, file, line, first })
+          if (hashCount === hashes.length) {
+            const grown = new Float64Array(hashes.length * 2)
+            grown.set(hashes)
+            hashes = grown
+          }
+          hashes[hashCount++] = idHash(request.custom_id)
           if (!checkedUrls.has(request.url)) {
             checkedUrls.add(request.url)
             if (endpoints !== "any" && !endpoints.includes(request.url))
@@ -306,7 +308,9 @@ export const plan = <E, R>(
         report({ file: input.name, line: null, code: "empty_file", message: "the file holds no requests" })
     }
     yield* flush
-    const duplicates = suspects.length === 0 ? [] : yield* confirmDuplicates(inputs, suspects)
+    const suspects = repeated(hashes.subarray(0, hashCount))
+    hashes = new Float64Array(0)
+    const duplicates = suspects.size === 0 ? [] : yield* findDuplicates(inputs, suspects)
     if (count > 0 || duplicates.length > 0) {
       const all = [
         ...duplicates.map(({ file, line, id, first }) => ({
@@ -344,31 +348,38 @@ const idHash = (s: string): number => {
   return (a >>> 0) * 2 ** 21 + ((b >>> 0) >>> 11)
 }
 
+/** The values that occur more than once. */
+const repeated = (values: Float64Array): Set<number> => {
+  const sorted = values.slice().sort()
+  const out = new Set<number>()
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) out.add(sorted[i]!)
+  return out
+}
+
 /**
- * The suspects that are duplicates indeed: a second pass over the inputs reads the custom_id at
- * each first place a suspect's hash was seen. (Two different ids with one hash, one chance in
- * 2^53 a pair, are not.) The pass runs only when the first one found suspects.
+ * The duplicate custom_ids, each with where its id first appeared: a second pass over the inputs
+ * looks at the ids whose hash was seen more than once. (Two different ids with one hash, one
+ * chance in 2^53 a pair, are told apart here.) The pass runs only when the first one found some.
  */
-const confirmDuplicates = <E, R>(
-  inputs: ReadonlyArray<Input<E, R>>,
-  suspects: ReadonlyArray<{
-    readonly id: string
-    readonly file: number
-    readonly line: number
-    readonly first: number
-  }>
-) =>
+const findDuplicates = <E, R>(inputs: ReadonlyArray<Input<E, R>>, suspects: ReadonlySet<number>) =>
   Effect.gen(function* () {
-    const wanted = new Set(suspects.map((s) => s.first))
-    const idAt = new Map<number, string>()
+    const first = new Map<string, number>()
+    const duplicates: Array<{
+      readonly id: string
+      readonly file: number
+      readonly line: number
+      readonly first: number
+    }> = []
     for (let file = 0; file < inputs.length; file++) {
       yield* BatchLine.scanInput(inputs[file]!.bytes, {
         onProblem: () => {},
         onRequest: ({ line, request }) => {
-          const at = file * 2 ** 26 + line
-          if (wanted.has(at)) idAt.set(at, request.custom_id)
+          if (!suspects.has(idHash(request.custom_id))) return
+          const at = first.get(request.custom_id)
+          if (at === undefined) first.set(request.custom_id, file * 2 ** 26 + line)
+          else duplicates.push({ id: request.custom_id, file, line, first: at })
         }
       })
     }
-    return suspects.filter((s) => idAt.get(s.first) === s.id)
+    return duplicates
   })

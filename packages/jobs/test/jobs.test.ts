@@ -1,8 +1,9 @@
 import { Responder, Simulator } from "@batchkit/core/testing"
+import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Stream, TestClock } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
 import { Jobs } from "../src/index.js"
 
 const line = (i: number, model = "gpt-4o-mini") =>
@@ -55,6 +56,40 @@ describe("Jobs over the simulator", () => {
       const sim = yield* Simulator.Simulator
       expect((yield* sim.batches).length).toBe(3)
     }).pipe(Effect.provide(layer()))
+  )
+
+  it.effect(
+    "a collect cut midway counts no attempt twice; results come in input order whatever order the store got them in; a result lost is an error",
+    () =>
+      Effect.gen(function* () {
+        const jobs = yield* Jobs.Jobs
+        const sql = yield* SqlClient.SqlClient
+        const sim = yield* Simulator.Simulator
+        // the first results download breaks after half of its 2,550 lines: a chunk of them is in
+        // the store when the collect fails and runs again
+        yield* sim.inject("files.content", Simulator.truncatedBody)
+        const submitted = yield* jobs.submit([input("a.jsonl", 0, 5_100)], { maxRequests: 2_550 })
+        yield* jobs.start(submitted.id)
+        yield* finish(submitted.id)
+        const downloads = (yield* sim.requests).filter(
+          (r) => r.method === "GET" && r.path.endsWith("/content")
+        )
+        expect(downloads.length).toBe(3)
+        const before = Chunk.toArray(yield* Stream.runCollect(jobs.results(submitted.id)))
+        expect(before.map((l) => l.custom_id)).toEqual(Array.from({ length: 5_100 }, (_, i) => `req-${i}`))
+        expect(before.every((l) => l.attempts === 1 && l.outcome === "succeeded")).toBe(true)
+        // stored again backwards: the table's own order is no help
+        yield* sql`CREATE TABLE saved AS SELECT * FROM batchkit_results`
+        yield* sql`DELETE FROM batchkit_results`
+        yield* sql`INSERT INTO batchkit_results SELECT * FROM saved ORDER BY idx DESC`
+        const again = Chunk.toArray(yield* Stream.runCollect(jobs.results(submitted.id)))
+        expect(again).toEqual(before)
+        yield* sql`DELETE FROM batchkit_results WHERE idx = 5050`
+        const exit = yield* Effect.exit(Stream.runDrain(jobs.resultsJsonl(submitted.id)))
+        expect(Exit.isFailure(exit) && String(Exit.isFailure(exit) ? exit.cause : "")).toContain(
+          "the store has no result for request 5050"
+        )
+      }).pipe(Effect.provide(layer()))
   )
 
   it.effect("retry rounds resend what failed transiently; the results say how many attempts each took", () =>

@@ -67,6 +67,45 @@ export const lines = <A, E, R, E2>(
       if (value !== undefined) out.push(value)
     }
 
+    /**
+     * The whole lines in `chunk` from `start` to the `\n` at `last`, decoded in one call: a
+     * decode per line costs more than the lines' own work. A run that is not valid UTF-8 (when
+     * strict) goes line by line, so that the line is named.
+     */
+    const emitRun = (chunk: Uint8Array, start: number, last: number, out: Array<A>) => {
+      let text: string
+      try {
+        text = (strict ? fatal : keepBom).decode(chunk.subarray(start, last))
+      } catch {
+        let nl = chunk.indexOf(NL, start)
+        while (nl !== -1 && nl <= last) {
+          emit(chunk.subarray(start, nl), out)
+          start = nl + 1
+          nl = chunk.indexOf(NL, start)
+        }
+        return
+      }
+      let from = 0
+      let at = start
+      for (;;) {
+        const cut = text.indexOf("\n", from)
+        const end = cut === -1 ? text.length : cut
+        const nl = cut === -1 ? last : chunk.indexOf(NL, at)
+        lineNo++
+        // the line's bytes with its end: up to and with its `\n`
+        const bytes = nl - at + 1
+        const line =
+          end > from && text.charCodeAt(end - 1) === CR ? text.slice(from, end - 1) : text.slice(from, end)
+        if (strict || (line.length > 0 && (line.charCodeAt(0) === OPEN_BRACE || line.trim() !== ""))) {
+          const value = onLine(line, lineNo, bytes)
+          if (value !== undefined) out.push(value)
+        }
+        if (cut === -1) return
+        from = cut + 1
+        at = nl + 1
+      }
+    }
+
     const take = (chunk: Uint8Array, out: Array<A>) => {
       let start = 0
       let nl = chunk.indexOf(NL)
@@ -78,10 +117,16 @@ export const lines = <A, E, R, E2>(
         start = nl + 1
         nl = chunk.indexOf(NL, start)
       }
-      while (nl !== -1) {
+      // the file's first line on its own: a byte order mark there is the decoder's to drop
+      if (nl !== -1 && lineNo === 0) {
         emit(chunk.subarray(start, nl), out)
         start = nl + 1
         nl = chunk.indexOf(NL, start)
+      }
+      if (nl !== -1) {
+        const last = chunk.lastIndexOf(NL)
+        emitRun(chunk, start, last, out)
+        start = last + 1
       }
       if (start < chunk.length) {
         // copied (a Buffer's own slice would not copy): the source may reuse its buffer

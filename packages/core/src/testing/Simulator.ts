@@ -351,14 +351,20 @@ export const httpClient = (simulator: Service): HttpClient.HttpClient =>
       if (reply._tag === "Reset")
         return yield* Effect.fail(transport("socket hang up (simulated connection reset)"))
       const payload = reply.truncate
-        ? new ReadableStream<Uint8Array<ArrayBuffer>>({
-            start(controller) {
-              controller.enqueue(
-                reply.body.slice(0, Math.floor(reply.body.byteLength / 2)) as Uint8Array<ArrayBuffer>
-              )
-              controller.error(new Error("other side closed (simulated truncated body)"))
-            }
-          })
+        ? (() => {
+            // the first half arrives, then the connection drops (an error in the same turn
+            // would discard what was queued: the client would see nothing of the body)
+            let sent = false
+            return new ReadableStream<Uint8Array<ArrayBuffer>>({
+              pull(controller) {
+                if (sent) return controller.error(new Error("other side closed (simulated truncated body)"))
+                sent = true
+                controller.enqueue(
+                  reply.body.slice(0, Math.floor(reply.body.byteLength / 2)) as Uint8Array<ArrayBuffer>
+                )
+              }
+            })
+          })()
         : (reply.body as Uint8Array<ArrayBuffer>)
       return HttpClientResponse.fromWeb(
         request,

@@ -355,6 +355,9 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
     return { ended, due, cancel, roundDone, wait: Math.round(wait) } satisfies View
   })
 
+/** Results of a batch written to the store at a time while its files are read. */
+const collectChunk = 1000
+
 /** How often the job looks again while uploads or collections it started are under way. */
 const busyWait = 2000
 
@@ -369,7 +372,7 @@ const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string
       (yield* store.results(
         jobId,
         ids.map((r) => r.idx)
-      )).map((r) => [r.idx, r.attempts])
+      )).map((r) => [r.idx, r])
     )
     yield* store.upsertResults(
       jobId,
@@ -378,15 +381,17 @@ const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string
         custom_id: r.custom_id,
         outcome: "errored",
         retryable: 0,
-        attempts: before.get(r.idx) ?? 0,
+        // no batch ran: the attempts are those before
+        attempts: before.get(r.idx)?.attempts ?? 0,
         record: resultLine(
           { custom_id: r.custom_id, outcome: "errored", error: { code, message } },
-          before.get(r.idx) ?? 0
+          before.get(r.idx)?.attempts ?? 0
         ),
         input_tokens: 0,
         cached_tokens: 0,
         output_tokens: 0,
-        reasoning_tokens: 0
+        reasoning_tokens: 0,
+        batch_id: before.get(r.idx)?.batch_id ?? null
       }))
     )
     yield* store.updateShard(jobId, shard.shard, { state: "ended" })
@@ -403,53 +408,64 @@ const collectResults = (store: JobStore, jobId: string, batchId: string) =>
     const batch = yield* batches.retrieve(batchId).pipe(Effect.mapError(failure(`retrieving ${batchId}`)))
     const ids = yield* store.shardIds(jobId, row.shard)
     const idxOf = new Map(ids.map((r) => [r.custom_id, r.idx]))
-    const earlier = new Map(
-      (yield* store.results(
-        jobId,
-        ids.map((r) => r.idx)
-      )).map((r) => [r.idx, r.attempts])
-    )
     const shard = (yield* store.shards(jobId)).find((s) => s.shard === row.shard)!
-    const results: Array<Parameters<JobStore["upsertResults"]>[1][number]> = []
     const usage = { input: 0, cached: 0, output: 0, reasoning: 0 }
-    // the output and error files are read at once: they expire on the API's side
-    yield* files.results(batch).pipe(
-      Stream.runForEachChunk((chunk) =>
-        Effect.sync(() => {
-          for (const o of chunk) {
-            const idx = idxOf.get(o.customId)
-            if (idx === undefined) continue
-            const tokens =
-              o._tag === "Succeeded"
-                ? BatchLine.tokenUsage(o.body)
-                : { input: 0, cached: 0, output: 0, reasoning: 0 }
-            usage.input += tokens.input
-            usage.cached += tokens.cached
-            usage.output += tokens.output
-            usage.reasoning += tokens.reasoning
-            results.push({
-              idx,
-              custom_id: o.customId,
-              outcome: BatchLine.outcomeName(o),
-              retryable: isRetryable(o, cancelled) ? 1 : 0,
-              // the batch ran: every request it held took one attempt, finished or not
-              attempts: (earlier.get(idx) ?? 0) + 1,
-              record: resultLine(BatchLine.toResultRecord(o), (earlier.get(idx) ?? 0) + 1),
-              input_tokens: tokens.input,
-              cached_tokens: tokens.cached,
-              output_tokens: tokens.output,
-              reasoning_tokens: tokens.reasoning
-            })
+    // into the store a chunk at a time as the files are read (they expire on the API's side):
+    // memory follows the chunk, not the batch. A row this batch wrote before a crash is written
+    // again with the attempts it had; only the usage and the batch's `collected` wait for the end.
+    let pending: Array<BatchLine.Outcome> = []
+    const store_ = (outcomes: ReadonlyArray<BatchLine.Outcome>) =>
+      Effect.gen(function* () {
+        const known = outcomes.filter((o) => idxOf.has(o.customId))
+        const earlier = new Map(
+          (yield* store.results(
+            jobId,
+            known.map((o) => idxOf.get(o.customId)!)
+          )).map((r) => [r.idx, r])
+        )
+        const rows = known.map((o) => {
+          const idx = idxOf.get(o.customId)!
+          const before = earlier.get(idx)
+          // the batch ran: every request it held took one attempt, finished or not
+          const attempts =
+            before === undefined ? 1 : before.batch_id === batchId ? before.attempts : before.attempts + 1
+          const tokens =
+            o._tag === "Succeeded"
+              ? BatchLine.tokenUsage(o.body)
+              : { input: 0, cached: 0, output: 0, reasoning: 0 }
+          usage.input += tokens.input
+          usage.cached += tokens.cached
+          usage.output += tokens.output
+          usage.reasoning += tokens.reasoning
+          return {
+            idx,
+            custom_id: o.customId,
+            outcome: BatchLine.outcomeName(o),
+            retryable: isRetryable(o, cancelled) ? 1 : 0,
+            attempts,
+            record: resultLine(BatchLine.toResultRecord(o), attempts),
+            input_tokens: tokens.input,
+            cached_tokens: tokens.cached,
+            output_tokens: tokens.output,
+            reasoning_tokens: tokens.reasoning,
+            batch_id: batchId
           }
         })
-      ),
+        yield* store.transaction(store.upsertResults(jobId, rows))
+      })
+    yield* files.results(batch).pipe(
+      Stream.runForEachChunk((chunk) => {
+        for (const o of chunk) pending.push(o)
+        if (pending.length < collectChunk) return Effect.void
+        const some = pending
+        pending = []
+        return store_(some)
+      }),
+      Effect.zipRight(Effect.suspend(() => store_(pending))),
       Effect.mapError(failure(`reading the results of ${batchId}`))
     )
-    // in input order: the store then keeps them in the order the results file reads them
-    results.sort((a, b) => a.idx - b.idx)
     yield* store.transaction(
       Effect.gen(function* () {
-        yield* store.upsertResults(jobId, results)
         yield* store.addUsage(jobId, shard.model, usage)
         yield* store.updateBatch(jobId, batchId, { collected: 1, status: batch.status })
         yield* store.updateShard(jobId, row.shard, { state: "ended" })
@@ -580,7 +596,8 @@ const finishJob = (store: JobStore, jobId: string) =>
             input_tokens: 0,
             cached_tokens: 0,
             output_tokens: 0,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            batch_id: null
           })
         }
       })
