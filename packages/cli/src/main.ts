@@ -8,6 +8,7 @@ import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import { readFileSync } from "node:fs"
+import { setFlagsFromString } from "node:v8"
 import { commandPaths, normalizeArgs, run } from "./Cli.js"
 import { exitCodes, report } from "./Exit.js"
 import * as Help from "./Help.js"
@@ -19,6 +20,13 @@ const version =
     ? BATCHKIT_VERSION
     : (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
         .version
+
+// V8 lets a busy process's heap grow to several times what it holds before it collects: a job of
+// a million requests peaked near 420 MB of RSS while holding a fraction of that. A smaller growth
+// step between full collections keeps the CLI near its live memory (a 200,000-request job:
+// 379 → 257 MB peak RSS, no slower). The CLI's own process only: the libraries leave a
+// program's heap settings alone.
+setFlagsFromString("--heap-growing-percent=20")
 
 // pg warns (DeprecationWarning) about the cluster storage's overlapping queries on one client;
 // a notice for library authors, not for a person at a terminal

@@ -5,6 +5,7 @@ import * as WorkflowEngine from "@effect/workflow/WorkflowEngine"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
 import { Jobs } from "../src/index.js"
+import * as Store from "../src/internal/store.js"
 
 const line = (i: number, model = "gpt-4o-mini") =>
   JSON.stringify({
@@ -20,8 +21,8 @@ const input = (name: string, from: number, n: number) => ({
   )
 })
 
-const layer = (options: Simulator.Options = {}) =>
-  Layer.mergeAll(Jobs.layer, Jobs.layerWorkflow).pipe(
+const layer = (options: Simulator.Options = {}, workflow = Jobs.layerWorkflow) =>
+  Layer.mergeAll(Jobs.layer, workflow).pipe(
     Layer.provideMerge(WorkflowEngine.layerMemory),
     Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })),
     Layer.provideMerge(Simulator.layer(options))
@@ -65,7 +66,7 @@ describe("Jobs over the simulator", () => {
         const jobs = yield* Jobs.Jobs
         const sql = yield* SqlClient.SqlClient
         const sim = yield* Simulator.Simulator
-        // the first results download breaks after half of its 2,550 lines: a chunk of them is in
+        // the first results download breaks after half of its 2,550 lines: runs of them are in
         // the store when the collect fails and runs again
         yield* sim.inject("files.content", Simulator.truncatedBody)
         const submitted = yield* jobs.submit([input("a.jsonl", 0, 5_100)], { maxRequests: 2_550 })
@@ -89,7 +90,25 @@ describe("Jobs over the simulator", () => {
         expect(Exit.isFailure(exit) && String(Exit.isFailure(exit) ? exit.cause : "")).toContain(
           "the store has no result for request 5050"
         )
-      }).pipe(Effect.provide(layer()))
+      }).pipe(Effect.provide(layer({}, Jobs.layerWorkflowWith({ collectBuffer: 100_000 }))))
+  )
+
+  it.effect("a store made before results named their batch gains the column when opened", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE batchkit_results (job_id TEXT NOT NULL, idx INTEGER NOT NULL, custom_id TEXT NOT NULL,
+        outcome TEXT NOT NULL, retryable INTEGER NOT NULL, attempts INTEGER NOT NULL, record BLOB NOT NULL,
+        input_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL, PRIMARY KEY (job_id, idx))`
+      yield* sql`INSERT INTO batchkit_results VALUES ('j', 0, 'a', 'succeeded', 0, 1, x'7b7d0a', 1, 0, 1, 0)`
+      const store = yield* Effect.provide(Store.Store, Store.layer)
+      expect(
+        (yield* sql<{ name: string }>`PRAGMA table_info(batchkit_results)`).map((c) => c.name)
+      ).toContain("batch_id")
+      expect(yield* store.results("j", [0])).toEqual([{ idx: 0, attempts: 1, batch_id: null }])
+      // opening it again finds the column there
+      yield* Effect.provide(Store.Store, Store.layer)
+    }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })))
   )
 
   it.effect("retry rounds resend what failed transiently; the results say how many attempts each took", () =>

@@ -203,7 +203,7 @@ const migrations = (bytes: string) => [
 /** Rows per INSERT: SQLite takes at most 32,766 bound values a statement. */
 const insertChunk = 500
 
-const chunks = <A>(rows: ReadonlyArray<A>, size = insertChunk): Array<ReadonlyArray<A>> => {
+export const chunks = <A>(rows: ReadonlyArray<A>, size = insertChunk): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
   for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size))
   return out
