@@ -263,6 +263,17 @@ class Reuse extends Data.TaggedError("Reuse")<{ readonly id: string }> {}
 /** Results read from the store at a time, as one run of bytes: about 3 MB of a typical job's lines. */
 const resultRange = 5000
 
+const statusOf = (row: Store.JobRow): Job.Status =>
+  row.finished_at !== null
+    ? row.cancel_requested_at !== null
+      ? "cancelled"
+      : "finished"
+    : row.cancel_requested_at !== null
+      ? "cancelling"
+      : row.started_at !== null
+        ? "running"
+        : "planned"
+
 const outcomes = ["succeeded", "failed", "expired", "cancelled", "errored"] as const
 
 const zeroTokens = { input: 0, cached: 0, output: 0, reasoning: 0 }
@@ -400,19 +411,9 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
         if (cost === undefined) unpriced.push(u.model)
         else usd += cost
       }
-      const status: Job.Status =
-        row.finished_at !== null
-          ? row.cancel_requested_at !== null
-            ? "cancelled"
-            : "finished"
-          : row.cancel_requested_at !== null
-            ? "cancelling"
-            : row.started_at !== null
-              ? "running"
-              : "planned"
       return new Job.Snapshot({
         id: row.id,
-        status,
+        status: statusOf(row),
         created_at: row.created_at,
         finished_at: row.finished_at,
         inputs: JSON.parse(row.inputs) as Array<string>,
@@ -440,16 +441,19 @@ export const make: Effect.Effect<Service, never, Store.Store> = Effect.gen(funct
   const start = (id: string) =>
     Effect.flatMap(rowOf(id), () => Effect.asVoid(Flow.JobWorkflow.execute({ jobId: id }, { discard: true })))
 
+  // from the job's row alone: counting its outcomes is a scan of its results
   const finished = (id: string) =>
-    Effect.flatMap(status(id), (s) =>
-      s.isDone ? Effect.succeed(s) : Effect.fail(new JobNotFinished({ id, status: s.status }))
+    Effect.flatMap(rowOf(id), (row) =>
+      row.finished_at !== null
+        ? Effect.succeed(row)
+        : Effect.fail(new JobNotFinished({ id, status: statusOf(row) }))
     )
 
   const resultsJsonl = (id: string) =>
     Stream.unwrap(
       Effect.map(finished(id), (done) => {
         // a finished job has a line for every request: a gap would be a line lost, so it fails
-        const total = done.requests.total
+        const total = done.requests
         const missing = (from: number, to: number) =>
           Effect.flatMap(store.resultIdxs(id, from, to), (idxs) => {
             let next = from

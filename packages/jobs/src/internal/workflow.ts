@@ -382,15 +382,18 @@ const busyWait = 2000
 /** A shard whose tokens count against its model's enqueued-token limit: being sent, or running. */
 const holds = (s: ShardRow) => s.state === "submitting" || s.state === "submitted"
 
+/** The results these requests have so far (their attempts, and the batch that counted last), by idx. */
+const earlierResults = (store: JobStore, jobId: string, idxs: ReadonlyArray<number>) =>
+  Effect.map(store.results(jobId, idxs), (rows) => new Map(rows.map((r) => [r.idx, r])))
+
 /** Gives every request of a shard that will not run again a final `errored` result. */
 const failShard = (store: JobStore, jobId: string, shard: ShardRow, code: string, message: string) =>
   Effect.gen(function* () {
     const ids = yield* store.shardIds(jobId, shard.shard)
-    const before = new Map(
-      (yield* store.results(
-        jobId,
-        ids.map((r) => r.idx)
-      )).map((r) => [r.idx, r])
+    const before = yield* earlierResults(
+      store,
+      jobId,
+      ids.map((r) => r.idx)
     )
     yield* store.upsertResults(
       jobId,
@@ -440,11 +443,10 @@ const collectResults = (store: JobStore, jobId: string, batchId: string, collect
     const writeRun = (rows: Array<Collected>) =>
       Effect.gen(function* () {
         rows.sort((a, b) => a.idx - b.idx)
-        const earlier = new Map(
-          (yield* store.results(
-            jobId,
-            rows.map((r) => r.idx)
-          )).map((r) => [r.idx, r])
+        const earlier = yield* earlierResults(
+          store,
+          jobId,
+          rows.map((r) => r.idx)
         )
         yield* store.transaction(
           Effect.forEach(
