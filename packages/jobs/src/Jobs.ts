@@ -535,7 +535,7 @@ export const layerWorkflow: Layer.Layer<
  * {@link layerWorkflow}, with `concurrency`: the uploads and result downloads this process runs
  * at once, over every job it holds (default 4). A job's own `concurrency` bounds its uploads
  * over every process. `collectBuffer`: how many characters of a batch's results lines a download
- * holds, sorted, before writing them to the store (default 8 MiB): with `concurrency`, what
+ * holds, sorted, before writing them to the store (default 4 MiB): with `concurrency`, what
  * bounds the memory of collecting results; smaller runs make the results merge slower.
  *
  * @since 0.2.0

@@ -361,7 +361,7 @@ const watchBatches = (store: JobStore, jobId: string, round: number, previousWai
   })
 
 /** How much of a batch's results (characters of their lines) is held, sorted, and written at a time. */
-const defaultCollectRun = 8 * 1024 * 1024
+const defaultCollectRun = 4 * 1024 * 1024
 
 /** One result of a batch being collected, before its attempts are known. */
 interface Collected {
