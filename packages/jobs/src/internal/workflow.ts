@@ -483,6 +483,8 @@ const collectResults = (store: JobStore, jobId: string, batchId: string, collect
         )
       })
     yield* files.results(batch).pipe(
+      // a failure of the store's writes is the store's, not a failed read
+      Stream.mapError(failure(`reading the results of ${batchId}`)),
       Stream.runForEachChunk((chunk) => {
         for (const o of chunk) {
           const idx = idxOf.get(o.customId)
@@ -509,8 +511,7 @@ const collectResults = (store: JobStore, jobId: string, batchId: string, collect
         runChars = 0
         return writeRun(full)
       }),
-      Effect.zipRight(Effect.suspend(() => (run.length > 0 ? writeRun(run) : Effect.void))),
-      Effect.mapError(failure(`reading the results of ${batchId}`))
+      Effect.zipRight(Effect.suspend(() => (run.length > 0 ? writeRun(run) : Effect.void)))
     )
     yield* store.transaction(
       Effect.gen(function* () {
