@@ -226,7 +226,15 @@ export const make = Effect.gen(function* () {
             sql`SELECT pg_advisory_xact_lock(${migrationLock})`,
             Effect.zipRight(
               Effect.forEach(migrations("BYTEA"), (statement) => sql.unsafe(statement), { discard: true }),
-              sql`ALTER TABLE batchkit_results ADD COLUMN IF NOT EXISTS batch_id TEXT`
+              // only for a store made before results named their batch: an ALTER on every start
+              // would wait for an exclusive lock on a table the other runners are using
+              Effect.flatMap(
+                sql`SELECT 1 FROM information_schema.columns WHERE table_name = 'batchkit_results' AND column_name = 'batch_id'`,
+                (found) =>
+                  found.length > 0
+                    ? Effect.void
+                    : sql`ALTER TABLE batchkit_results ADD COLUMN IF NOT EXISTS batch_id TEXT`
+              )
             )
           )
         )
