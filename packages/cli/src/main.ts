@@ -73,7 +73,10 @@ if (args.includes("--help") || args.includes("-h")) {
     // a bug of ours or of a library: never a silent exit
     Effect.catchAllDefect((defect) =>
       Effect.sync(() => {
-        process.stderr.write(`error: unexpected: ${Cause.pretty(Cause.die(defect))}\n`)
+        // with the causes: a driver's own message ("deadlock detected") is what tells what happened
+        process.stderr.write(
+          `error: unexpected: ${Cause.pretty(Cause.die(defect), { renderErrorCause: true })}\n`
+        )
         process.exitCode = 1
       })
     ),

@@ -56,10 +56,12 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import { mkdirSync, readFileSync } from "node:fs"
 import { createServer } from "node:net"
@@ -453,13 +455,49 @@ const shardingConfig = (
 }
 
 /**
- * Processes that start together on a new database race to create the cluster's tables (its
- * migrator is not locked): the losers try again, when the tables are there.
+ * Processes that start together on a new database race to create the cluster's tables: the
+ * losers try again, when the tables are there.
  */
 const migrationRace = Schedule.spaced("300 millis").pipe(
   Schedule.jittered,
   Schedule.intersect(Schedule.recurs(10))
 )
+
+/** A key of our own for Postgres's advisory lock around the cluster's migrations. */
+const clusterMigrationLock = 0x6261_7464
+
+/**
+ * Builds `layer` (the cluster's storages, which migrate their tables as they start) while this
+ * process holds a Postgres advisory lock, so that runners starting together on a new database
+ * migrate one after the other. The cluster's migrator creates its bookkeeping table with a bare
+ * `CREATE TABLE` after finding it missing, and dies (a defect, past any retry) when another
+ * process created it in between: seen as a runner exiting with "SqlError: Failed to execute
+ * statement" when four started at once. The lock is taken on a connection of its own and
+ * released (unlocked, then the connection given back) once the layer is built; a process that
+ * dies holding it loses it with its connection.
+ */
+const migratingAlone = <A, E, R>(
+  layer: Layer.Layer<A, E, R>
+): Layer.Layer<A, E | SqlError.SqlError, R | SqlClient.SqlClient> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const locked = yield* Scope.make()
+      const lock = Effect.gen(function* () {
+        const conn = yield* Scope.extend(sql.reserve, locked)
+        yield* conn.executeRaw("SELECT pg_advisory_lock($1)", [clusterMigrationLock])
+        yield* Scope.addFinalizer(
+          locked,
+          Effect.ignore(conn.executeRaw("SELECT pg_advisory_unlock($1)", [clusterMigrationLock]))
+        )
+      })
+      return yield* Effect.acquireUseRelease(
+        lock,
+        () => Layer.build(layer),
+        () => Scope.close(locked, Exit.void)
+      ).pipe(Effect.onError(() => Scope.close(locked, Exit.void)))
+    })
+  )
 
 /**
  * The cluster over the store's SQL and sockets between runners: `NodeClusterSocket.layer({
@@ -470,10 +508,15 @@ const socketCluster = (
   config: ShardingConfig.ShardingConfig["Type"],
   clientOnly: boolean
 ): Layer.Layer<Sharding.Sharding | Runners.Runners, SocketServer.SocketServerError, SqlClient.SqlClient> => {
+  const storage = migratingAlone(
+    Layer.merge(
+      Layer.retry(SqlMessageStorage.layer, migrationRace),
+      Layer.retry(SqlRunnerStorage.layer, migrationRace)
+    )
+  ).pipe(Layer.orDie)
   const shared = <A, E, R>(runner: Layer.Layer<A, E, R>) =>
     runner.pipe(
-      Layer.provideMerge(Layer.orDie(Layer.retry(SqlMessageStorage.layer, migrationRace))),
-      Layer.provide(Layer.orDie(Layer.retry(SqlRunnerStorage.layer, migrationRace))),
+      Layer.provideMerge(storage),
       Layer.provide(ShardingConfig.layer(config)),
       Layer.provide(RpcSerialization.layerMsgPack)
     )

@@ -2,7 +2,7 @@
 import { Jobs } from "@batchkit/jobs"
 import { describe, expect, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Chunk, Effect, Either, Exit, Option, Redacted, Stream } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Layer, Option, Redacted, Stream } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -141,6 +141,31 @@ describe("NodeJobs on Postgres", () => {
         expect(dump.text).not.toContain(apiKey)
         expect(dump.text).not.toContain(password)
       }).pipe(Effect.provide(Emulator.layer({ apiKey, speed: 200 }))),
+    { timeout: 90_000 }
+  )
+})
+
+describe("runners starting together", () => {
+  it.live(
+    "on a new database, six engines start at once: each migrates the cluster's tables in turn, none dies",
+    () =>
+      Effect.gen(function* () {
+        // five new databases, six engines each, every engine with a pool of its own (as a process)
+        for (let round = 0; round < 5; round++) {
+          const { password, url } = yield* database("together")
+          const client = PgClient.layer({ url: withPassword(url, password) })
+          const exits = yield* Effect.forEach(
+            Array.from({ length: 6 }),
+            () => Effect.exit(Effect.scoped(Layer.build(Layer.provide(NodeJobs.layerClientEngine, client)))),
+            { concurrency: "unbounded" }
+          )
+          for (const exit of exits)
+            expect(
+              Exit.isSuccess(exit),
+              Exit.isFailure(exit) ? Cause.pretty(exit.cause, { renderErrorCause: true }) : ""
+            ).toBe(true)
+        }
+      }),
     { timeout: 90_000 }
   )
 })
