@@ -1,7 +1,7 @@
 import { BatchService, FileService } from "@batchkit/core"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, Exit, Fiber, Layer, Schedule, Stream, Tracer } from "effect"
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type RequestListener, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Responder, Simulator } from "@batchkit/core/testing"
 import { Emulator, NodeBatch, NodeFileSource } from "../src/index.js"
 import * as NodeHttp from "../src/internal/httpClient.js"
+import * as Undici from "@effect/platform-node/Undici"
 
 const apiKey = "sk-node-SECRET-9876543210"
 let server: Awaited<ReturnType<typeof Emulator.start>>
@@ -329,6 +330,95 @@ describe("@batchkit/node over loopback HTTP", () => {
       yield* Effect.sleep("100 millis")
       expect(closed).toBe(false)
       // bounded: a request that went on in the background would keep the socket open for 30 s
+      const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      yield* Effect.sleep("20 millis").pipe(
+        Effect.repeat({ until: () => closed }),
+        Effect.timeout("2 seconds")
+      )
+      expect(closed).toBe(true)
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("the HTTP client's two paths", () => {
+  // a server that answers every retrieve with the same batch and notes each request's headers
+  const batch = JSON.parse(
+    readFileSync(new URL("../../core/test/fixtures/batch.retrieve.response.json", import.meta.url), "utf8")
+  )
+  const recording = () => {
+    const heads: Array<Record<string, string | Array<string> | undefined>> = []
+    const handler: RequestListener = (req, res) => {
+      heads.push(req.headers)
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify(batch))
+    }
+    return { heads, handler }
+  }
+
+  it.live("under Effect's own tracer: the request inside a span of the program's sends no traceparent", () =>
+    Effect.gen(function* () {
+      const { handler, heads } = recording()
+      const port = yield* loopback(handler)
+      const got = yield* Effect.flatMap(BatchService.BatchService, (b) => b.retrieve(batch.id)).pipe(
+        Effect.withSpan("user.operation"),
+        Effect.provide(NodeBatch.layer({ apiKey, baseUrl: `http://127.0.0.1:${port}/v1` }))
+      )
+      expect(got.id).toBe(batch.id)
+      expect(heads).toHaveLength(1)
+      expect(heads[0]?.traceparent).toBeUndefined()
+      expect(heads[0]?.authorization).toBe(`Bearer ${apiKey}`)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "under a tracer of the program's own: a client span with the URL and status, the key redacted, no traceparent",
+    () =>
+      Effect.gen(function* () {
+        const { handler, heads } = recording()
+        const port = yield* loopback(handler)
+        const native = yield* Effect.tracer
+        const spans: Array<Tracer.Span> = []
+        const own = Tracer.make({
+          span: (...args) => {
+            const span = native.span(...args)
+            spans.push(span)
+            return span
+          },
+          context: (f) => f()
+        })
+        yield* Effect.flatMap(BatchService.BatchService, (b) => b.retrieve(batch.id)).pipe(
+          Effect.withSpan("user.operation"),
+          Effect.provide(NodeBatch.layer({ apiKey, baseUrl: `http://127.0.0.1:${port}/v1` })),
+          Effect.withTracer(own)
+        )
+        const client = spans.filter((s) => s.kind === "client")
+        expect(client).toHaveLength(1)
+        expect(client[0]?.attributes.get("url.full")).toBe(`http://127.0.0.1:${port}/v1/batches/${batch.id}`)
+        expect(client[0]?.attributes.get("http.response.status_code")).toBe(200)
+        expect(client[0]?.parent._tag === "Some" && client[0].parent.value).toMatchObject({
+          name: "user.operation"
+        })
+        expect(JSON.stringify([...(client[0]?.attributes ?? new Map())])).not.toContain(apiKey)
+        expect(heads[0]?.traceparent).toBeUndefined()
+      }).pipe(Effect.scoped)
+  )
+
+  it.live("interrupting a read of the body aborts the exchange at once", () =>
+    Effect.gen(function* () {
+      // a server that sends the head and a first piece of the body, then nothing
+      let closed = false
+      const port = yield* loopback((req, res) => {
+        req.on("close", () => (closed = true))
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
+        res.write('{"id":')
+      })
+      const http = NodeHttp.make(new Undici.Agent())
+      const response = yield* http.get(`http://127.0.0.1:${port}/v1/batches/b`)
+      expect(response.status).toBe(200)
+      const fiber = yield* Effect.fork(response.text)
+      yield* Effect.sleep("100 millis")
+      expect(closed).toBe(false)
       const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
       expect(Exit.isInterrupted(exit)).toBe(true)
       yield* Effect.sleep("20 millis").pipe(

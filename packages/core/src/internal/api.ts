@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -96,8 +97,13 @@ export interface Api {
 
 export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient> = Effect.gen(function* () {
   const config = yield* BatchConfig
+  const client = yield* HttpClient.HttpClient
+  // @batchkit/node's client makes no idle span and sends no traceparent itself (see
+  // `leanClient` there): the wrappers below would only cost a FiberRef change each per request
+  const lean = (client as unknown as Record<symbol, unknown>)[leanClient] === true
   // OpenAI has no use for our trace ids: do not send them a traceparent header
-  const http = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
+  const http = lean ? client : HttpClient.withTracerPropagation(client, false)
+  const idle = lean ? identity : withoutIdleSpan
   const scrub = scrubber(config.apiKey)
   const base = new URL(`${config.baseUrl}/`)
   const basePath = base.pathname.replace(/\/$/, "")
@@ -216,7 +222,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
   /** Sends and waits for the answer's head; a non-2xx is read and turned into its error. */
   const head = (request: HttpClientRequest.HttpClientRequest) =>
     Effect.flatMap(authorized(request), (request) =>
-      withoutIdleSpan(
+      idle(
         config.auth === "api-key"
           ? // Azure's key header is redacted like authorization wherever headers are shown (spans)
             Effect.locallyWith(http.execute(request), Headers.currentRedactedNames, (names) => [
@@ -324,6 +330,9 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     retry
   } satisfies Api
 })
+
+/** Marks an `HttpClient` that skips its span under the built-in tracer and sends no `traceparent`. */
+const leanClient = Symbol.for("@batchkit/HttpClient/lean")
 
 /** The tracer every Effect runtime starts with: its spans go nowhere unless a program reads them. */
 const nativeTracer = Effect.runSync(Effect.tracer)

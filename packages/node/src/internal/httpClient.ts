@@ -19,6 +19,7 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Undici from "@effect/platform-node/Undici"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -71,6 +72,50 @@ const fromPromise = <A, E>(evaluate: () => Promise<A>, onError: (cause: unknown)
 
 const noop = () => {}
 
+/**
+ * What undici needs of an `AbortSignal` (it takes any `EventTarget`-like object): `aborted`,
+ * `reason` and one `abort` listener. A real `AbortController` per request, with its
+ * `EventTarget` machinery, cost more than the rest of the request's setup together.
+ */
+class Abort {
+  aborted = false
+  reason: unknown = undefined
+  private listener: (() => void) | null = null
+  addEventListener(_type: "abort", listener: () => void) {
+    this.listener = listener
+  }
+  removeEventListener(_type: "abort", listener: () => void) {
+    if (this.listener === listener) this.listener = null
+  }
+  abort() {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = new Error("The operation was aborted")
+    const listener = this.listener
+    this.listener = null
+    listener?.()
+  }
+}
+
+/**
+ * A promise as an effect whose interruption aborts the exchange (an unanswered request, or a
+ * body still arriving).
+ */
+const abortable = <A, E>(
+  evaluate: () => Promise<A>,
+  onError: (cause: unknown) => E,
+  signal: Abort | undefined
+) =>
+  signal === undefined
+    ? fromPromise(evaluate, onError)
+    : Effect.async<A, E>((resume) => {
+        evaluate().then(
+          (value) => resume(Effect.succeed(value)),
+          (cause) => resume(Effect.fail(onError(cause)))
+        )
+        return Effect.sync(() => signal.abort())
+      })
+
 /** How much of a response body undici buffers before it stops reading the socket. */
 const bodyBuffer = 1024 * 1024
 
@@ -85,7 +130,9 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
 
   constructor(
     readonly request: HttpClientRequest.HttpClientRequest,
-    private readonly source: Undici.Dispatcher.ResponseData
+    private readonly source: Undici.Dispatcher.ResponseData,
+    /** Aborts the exchange when a read of the body is interrupted (the lean path's own). */
+    private readonly signal?: Abort | undefined
   ) {
     super()
     // a body that fails after nobody reads it must not become an unhandled 'error' event
@@ -134,7 +181,7 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
   }
 
   get text(): Effect.Effect<string, HttpClientError.ResponseError> {
-    return fromPromise(() => (this.textPromise ??= this.source.body.text()), this.error)
+    return abortable(() => (this.textPromise ??= this.source.body.text()), this.error, this.signal)
   }
 
   get json(): Effect.Effect<unknown, HttpClientError.ResponseError> {
@@ -144,7 +191,11 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
   }
 
   get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.ResponseError> {
-    return fromPromise(() => (this.arrayBufferPromise ??= this.source.body.arrayBuffer()), this.error)
+    return abortable(
+      () => (this.arrayBufferPromise ??= this.source.body.arrayBuffer()),
+      this.error,
+      this.signal
+    )
   }
 
   get formData(): Effect.Effect<FormData, HttpClientError.ResponseError> {
@@ -170,33 +221,76 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
 }
 
 /**
+ * Marks a client that makes no span of its own under Effect's built-in tracer and sends no
+ * `traceparent`: @batchkit/core then leaves out its own wrappers for both (a `FiberRef` change
+ * each, per request).
+ *
+ * @internal
+ */
+export const leanClient = Symbol.for("@batchkit/HttpClient/lean")
+
+/** The tracer every Effect runtime starts with: its spans go nowhere unless a program reads them. */
+const nativeTracer = Effect.runSync(Effect.tracer)
+
+/**
  * The client over one undici dispatcher. `bodyIdleMillis` bounds the wait for each next piece of
  * a body (0: no bound): a download that stalls midway fails instead of hanging.
+ *
+ * Under a tracer of the program's own (OpenTelemetry and the like) every request goes through
+ * `HttpClient.make`, which makes its span (method, URL, status, headers redacted). Under Effect's
+ * built-in tracer nobody would see that span, and the request takes the lean path: no span, no
+ * `AbortController` (a small signal of ours instead), no finalization registry entry; an
+ * interruption still aborts the exchange, before its head or while its body arrives. Neither
+ * path sends a `traceparent` (the OpenAI API has no use for it).
  */
-export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpClient.HttpClient =>
-  HttpClient.make((request, url, signal) => {
-    const send = (body: Body) =>
-      fromPromise(
-        (): Promise<Undici.Dispatcher.ResponseData> =>
-          dispatcher.request({
-            signal,
-            method: request.method,
-            headers: request.headers,
-            origin: url.origin,
-            path: url.pathname + url.search + url.hash,
-            // undici also takes an AsyncIterable body (its types leave it out)
-            body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
-            highWaterMark: bodyBuffer,
-            // waiting for the head is bounded around the whole exchange by batchkit
-            headersTimeout: 0,
-            bodyTimeout: bodyIdleMillis
-          }),
-        (cause): HttpClientError.HttpClientError =>
-          new HttpClientError.RequestError({ request, reason: "Transport", cause })
-      ).pipe(Effect.map((response): HttpClientResponse.HttpClientResponse => new Response(request, response)))
+export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpClient.HttpClient => {
+  const send = (request: HttpClientRequest.HttpClientRequest, url: URL, signal: AbortSignal | Abort) => {
+    const lean = signal instanceof Abort ? signal : undefined
+    const go = (body: Body) =>
+      Effect.map(
+        abortable(
+          (): Promise<Undici.Dispatcher.ResponseData> =>
+            dispatcher.request({
+              signal,
+              method: request.method,
+              headers: request.headers,
+              origin: url.origin,
+              path: url.pathname + url.search + url.hash,
+              // undici also takes an AsyncIterable body (its types leave it out)
+              body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
+              highWaterMark: bodyBuffer,
+              // waiting for the head is bounded around the whole exchange by batchkit
+              headersTimeout: 0,
+              bodyTimeout: bodyIdleMillis
+            }),
+          (cause): HttpClientError.HttpClientError =>
+            new HttpClientError.RequestError({ request, reason: "Transport", cause }),
+          lean
+        ),
+        (response): HttpClientResponse.HttpClientResponse => new Response(request, response, lean)
+      )
     const body = requestBody(request)
-    return Effect.isEffect(body) ? Effect.flatMap(body, send) : send(body)
-  })
+    return Effect.isEffect(body) ? Effect.flatMap(body, go) : go(body)
+  }
+  const traced = HttpClient.withTracerPropagation(
+    HttpClient.make((request, url, signal) => send(request, url, signal)),
+    false
+  )
+  const leanSend = (request: HttpClientRequest.HttpClientRequest) => {
+    const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
+    return Either.isLeft(url)
+      ? Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
+      : send(request, url.right, new Abort())
+  }
+  const client = HttpClient.makeWith(
+    (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) =>
+      Effect.flatMap(effect, (request) =>
+        Effect.tracerWith((tracer) => (tracer === nativeTracer ? leanSend(request) : traced.execute(request)))
+      ),
+    Effect.succeed
+  )
+  return Object.assign(client, { [leanClient]: true })
+}
 
 /** An `HttpClient` over an undici `Agent` of its own, closed with the layer. */
 export const layer = (options?: {
