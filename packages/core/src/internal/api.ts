@@ -2,7 +2,6 @@ import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -101,6 +100,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
   // @batchkit/node's client makes no idle span and sends no traceparent itself (see
   // `leanClient` there): the wrappers below would only cost a FiberRef change each per request
   const lean = (client as unknown as Record<symbol, unknown>)[leanClient] === true
+  const exchange = (client as unknown as Record<symbol, Exchange | undefined>)[leanExchange]
   // OpenAI has no use for our trace ids: do not send them a traceparent header
   const http = lean ? client : HttpClient.withTracerPropagation(client, false)
   const idle = lean ? identity : withoutIdleSpan
@@ -157,7 +157,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
 
   const apiError = (
     request: HttpClientRequest.HttpClientRequest,
-    response: HttpClientResponse.HttpClientResponse,
+    response: { readonly status: number; readonly headers: Headers.Headers },
     text: string,
     now: number
   ): ApiError => {
@@ -251,12 +251,7 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     request: HttpClientRequest.HttpClientRequest,
     effect: Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | TransportError, R> => {
-    const onTimeout = () =>
-      new TransportError({
-        reason: "Timeout",
-        request: describe(request),
-        message: `no answer within ${Duration.format(config.timeout)}`
-      })
+    const onTimeout = () => timedOut(request)
     if (!Duration.isFinite(config.timeout)) return effect
     return Effect.clockWith((clock) =>
       clock instanceof LiveClock && timeoutMillis <= maxTimerMillis
@@ -265,41 +260,99 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
     )
   }
 
-  const once = <A>(request: HttpClientRequest.HttpClientRequest, decode: Decoder<A>) => {
-    return withTimeout(
+  /** A 2xx answer's text, parsed and decoded with `decode`. */
+  const decoded = <A>(
+    request: HttpClientRequest.HttpClientRequest,
+    headers: Headers.Headers | (() => Headers.Headers),
+    text: string,
+    decode: Decoder<A>
+  ): Effect.Effect<A, ResponseDecodeError> => {
+    const fail = (message: string) => {
+      const requestId = Option.getOrUndefined(
+        Headers.get(typeof headers === "function" ? headers() : headers, "x-request-id")
+      )
+      return Effect.fail(
+        new ResponseDecodeError({
+          message: scrub(message),
+          request: describe(request),
+          ...(requestId !== undefined ? { requestId } : {})
+        })
+      )
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (e) {
+      return fail(`the answer is not JSON: ${(e as Error).message}`)
+    }
+    const result = decode(json)
+    return Either.isRight(result)
+      ? Effect.succeed(result.right)
+      : fail(`the answer does not match the API: ${ParseResult.TreeFormatter.formatErrorSync(result.left)}`)
+  }
+
+  const slowOnce = <A>(request: HttpClientRequest.HttpClientRequest, decode: Decoder<A>) =>
+    withTimeout(
       request,
       head(request).pipe(
         Effect.flatMap((response) =>
           response.text.pipe(
             Effect.mapError(fromClientError(request)),
-            Effect.flatMap((text) => {
-              const requestId = Option.getOrUndefined(Headers.get(response.headers, "x-request-id"))
-              const fail = (message: string) =>
-                Effect.fail(
-                  new ResponseDecodeError({
-                    message: scrub(message),
-                    request: describe(request),
-                    ...(requestId !== undefined ? { requestId } : {})
-                  })
-                )
-              let json: unknown
-              try {
-                json = JSON.parse(text)
-              } catch (e) {
-                return fail(`the answer is not JSON: ${(e as Error).message}`)
-              }
-              const decoded = decode(json)
-              return Either.isRight(decoded)
-                ? Effect.succeed(decoded.right)
-                : fail(
-                    `the answer does not match the API: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
-                  )
-            })
+            Effect.flatMap((text) => decoded(request, response.headers, text, decode))
           )
         )
       )
     )
-  }
+
+  const timedOut = (request: HttpClientRequest.HttpClientRequest) =>
+    new TransportError({
+      reason: "Timeout",
+      request: describe(request),
+      message: `no answer within ${Duration.format(config.timeout)}`
+    })
+
+  /**
+   * One exchange of a lean client (see `leanExchange` in @batchkit/node): head, body and
+   * timeout in one effect, where the other path takes a fiber for the timeout and an effect for
+   * each step.
+   */
+  const leanOnce = <A>(
+    exchange: Exchange,
+    request: HttpClientRequest.HttpClientRequest,
+    decode: Decoder<A>
+  ): Effect.Effect<A, RequestError> =>
+    Effect.flatMap(authorized(request), (request) =>
+      Effect.matchEffect(exchange(request, Duration.isFinite(config.timeout) ? timeoutMillis : 0), {
+        onFailure: (error) =>
+          Effect.fail(error._tag === "ExchangeTimeout" ? timedOut(request) : fromClientError(request)(error)),
+        onSuccess: (answer): Effect.Effect<A, RequestError> => {
+          if (answer.status >= 200 && answer.status < 300)
+            return decoded(request, () => Headers.fromInput(answer.headers), answer.text, decode)
+          const response = { status: answer.status, headers: Headers.fromInput(answer.headers) }
+          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.fail(apiError(request, response, answer.text, now))
+          )
+        }
+      })
+    )
+
+  // the lean path needs what it replaces to be unobservable: no span of a tracer of the
+  // program's own (the HTTP client's), no clock but the live one (a TestClock drives timeouts)
+  const once = <A>(
+    request: HttpClientRequest.HttpClientRequest,
+    decode: Decoder<A>
+  ): Effect.Effect<A, RequestError> =>
+    exchange === undefined ||
+    request.body._tag === "Stream" ||
+    (Duration.isFinite(config.timeout) && timeoutMillis > maxTimerMillis)
+      ? slowOnce(request, decode)
+      : Effect.clockWith((clock) =>
+          clock instanceof LiveClock
+            ? Effect.tracerWith((tracer) =>
+                tracer === nativeTracer ? leanOnce(exchange, request, decode) : slowOnce(request, decode)
+              )
+            : slowOnce(request, decode)
+        )
 
   // `Effect.retry`, minus its per-attempt bookkeeping: the first attempt costs one `catchAll`
   const retry = <A, E extends BatchError, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -333,6 +386,20 @@ export const make: Effect.Effect<Api, never, BatchConfig | HttpClient.HttpClient
 
 /** Marks an `HttpClient` that skips its span under the built-in tracer and sends no `traceparent`. */
 const leanClient = Symbol.for("@batchkit/HttpClient/lean")
+
+/** A lean client's whole exchange (see @batchkit/node's `leanExchange`). */
+const leanExchange = Symbol.for("@batchkit/HttpClient/exchange")
+type Exchange = (
+  request: HttpClientRequest.HttpClientRequest,
+  timeoutMillis: number
+) => Effect.Effect<
+  {
+    readonly status: number
+    readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+    readonly text: string
+  },
+  HttpClientError.HttpClientError | { readonly _tag: "ExchangeTimeout" }
+>
 
 /** The tracer every Effect runtime starts with: its spans go nowhere unless a program reads them. */
 const nativeTracer = Effect.runSync(Effect.tracer)

@@ -229,6 +229,29 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
  */
 export const leanClient = Symbol.for("@batchkit/HttpClient/lean")
 
+/**
+ * A whole exchange as one effect, for a request whose answer is read whole (JSON): the head
+ * and the body as text, the timeout (`timeoutMillis`, 0 for none) kept by a timer of its own
+ * around both. An interruption or the timer aborts the exchange on the wire. What
+ * @batchkit/core's requests use under Effect's built-in tracer and live clock, in place of
+ * `execute`, `text` and a fiber for the timeout.
+ *
+ * @internal
+ */
+export const leanExchange = Symbol.for("@batchkit/HttpClient/exchange")
+
+/** @internal */
+export interface Answer {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly text: string
+}
+
+/** @internal */
+export class ExchangeTimeout {
+  readonly _tag = "ExchangeTimeout"
+}
+
 /** The tracer every Effect runtime starts with: its spans go nowhere unless a program reads them. */
 const nativeTracer = Effect.runSync(Effect.tracer)
 
@@ -282,6 +305,70 @@ export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpCli
       ? Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
       : send(request, url.right, new Abort())
   }
+  const exchange = (
+    request: HttpClientRequest.HttpClientRequest,
+    timeoutMillis: number
+  ): Effect.Effect<Answer, HttpClientError.HttpClientError | ExchangeTimeout> => {
+    const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
+    if (Either.isLeft(url))
+      return Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
+    const body = requestBody(request)
+    if (Effect.isEffect(body))
+      return Effect.die(new Error("a streamed request body has no place in a whole exchange"))
+    return Effect.async<Answer, HttpClientError.HttpClientError | ExchangeTimeout>((resume) => {
+      const signal = new Abort()
+      let timedOut = false
+      const timer =
+        timeoutMillis > 0
+          ? setTimeout(() => {
+              timedOut = true
+              signal.abort()
+            }, timeoutMillis)
+          : undefined
+      const end = (effect: Effect.Effect<Answer, HttpClientError.HttpClientError | ExchangeTimeout>) => {
+        if (timer !== undefined) clearTimeout(timer)
+        resume(timedOut ? Effect.fail(new ExchangeTimeout()) : effect)
+      }
+      dispatcher
+        .request({
+          signal,
+          method: request.method,
+          headers: request.headers,
+          origin: url.right.origin,
+          path: url.right.pathname + url.right.search + url.right.hash,
+          body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
+          highWaterMark: bodyBuffer,
+          headersTimeout: 0,
+          bodyTimeout: bodyIdleMillis
+        })
+        .then(
+          (source) => {
+            // a body that fails after nobody reads it must not become an unhandled 'error' event
+            source.body.on("error", noop)
+            return source.body.text().then(
+              (text) => end(Effect.succeed({ status: source.statusCode, headers: source.headers, text })),
+              (cause) =>
+                end(
+                  Effect.fail(
+                    new HttpClientError.ResponseError({
+                      request,
+                      response: new Response(request, source),
+                      reason: "Decode",
+                      cause
+                    })
+                  )
+                )
+            )
+          },
+          (cause) =>
+            end(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+        )
+      return Effect.sync(() => {
+        if (timer !== undefined) clearTimeout(timer)
+        signal.abort()
+      })
+    })
+  }
   const client = HttpClient.makeWith(
     (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) =>
       Effect.flatMap(effect, (request) =>
@@ -289,7 +376,7 @@ export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpCli
       ),
     Effect.succeed
   )
-  return Object.assign(client, { [leanClient]: true })
+  return Object.assign(client, { [leanClient]: true, [leanExchange]: exchange })
 }
 
 /** An `HttpClient` over an undici `Agent` of its own, closed with the layer. */
