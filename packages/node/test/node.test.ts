@@ -84,6 +84,20 @@ const submit = (lines = 10, failing: ReadonlyArray<number> = []) =>
   })
 
 /** A plain HTTP server on 127.0.0.1 for the scope of a test; gives its port. */
+/**
+ * Interrupts a fiber that holds a request open and waits for the server to see the connection
+ * close. Bounded: a request that went on in the background would keep its socket open.
+ */
+const interruptCloses = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, closed: () => boolean) =>
+  Effect.gen(function* () {
+    yield* Effect.sleep("100 millis")
+    expect(closed()).toBe(false)
+    const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: closed }), Effect.timeout("2 seconds"))
+    expect(closed()).toBe(true)
+  })
+
 const loopback = (handler: RequestListener) =>
   Effect.map(
     Effect.acquireRelease(
@@ -327,16 +341,7 @@ describe("@batchkit/node over loopback HTTP", () => {
         Effect.provide(context),
         Effect.fork
       )
-      yield* Effect.sleep("100 millis")
-      expect(closed).toBe(false)
-      // bounded: a request that went on in the background would keep the socket open for 30 s
-      const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
-      expect(Exit.isInterrupted(exit)).toBe(true)
-      yield* Effect.sleep("20 millis").pipe(
-        Effect.repeat({ until: () => closed }),
-        Effect.timeout("2 seconds")
-      )
-      expect(closed).toBe(true)
+      yield* interruptCloses(fiber, () => closed)
     }).pipe(Effect.scoped)
   )
 })
@@ -413,19 +418,15 @@ describe("the HTTP client's two paths", () => {
         res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
         res.write('{"id":')
       })
-      const http = NodeHttp.make(new Undici.Agent())
+      const agent = yield* Effect.acquireRelease(
+        Effect.sync(() => new Undici.Agent()),
+        (agent) => Effect.promise(() => agent.destroy())
+      )
+      const http = NodeHttp.make(agent)
       const response = yield* http.get(`http://127.0.0.1:${port}/v1/batches/b`)
       expect(response.status).toBe(200)
       const fiber = yield* Effect.fork(response.text)
-      yield* Effect.sleep("100 millis")
-      expect(closed).toBe(false)
-      const exit = yield* Fiber.interrupt(fiber).pipe(Effect.timeout("2 seconds"))
-      expect(Exit.isInterrupted(exit)).toBe(true)
-      yield* Effect.sleep("20 millis").pipe(
-        Effect.repeat({ until: () => closed }),
-        Effect.timeout("2 seconds")
-      )
-      expect(closed).toBe(true)
+      yield* interruptCloses(fiber, () => closed)
     }).pipe(Effect.scoped)
   )
 })
