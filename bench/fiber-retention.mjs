@@ -34,7 +34,12 @@ const ways = {
   "a promise, no fiber": () => new Promise((resolve) => setImmediate(() => resolve(JSON.parse(text)))),
   "a fiber, Effect.sync": () => Effect.runPromise(Effect.sync(() => JSON.parse(text))),
   "a fiber, yieldNow then sync": () =>
-    Effect.runPromise(Effect.zipRight(Effect.yieldNow(), Effect.sync(() => JSON.parse(text)))),
+    Effect.runPromise(
+      Effect.zipRight(
+        Effect.yieldNow(),
+        Effect.sync(() => JSON.parse(text))
+      )
+    ),
   "a fiber, Effect.async": () =>
     Effect.runPromise(Effect.async((resume) => setImmediate(() => resume(Effect.succeed(JSON.parse(text)))))),
   "a fiber, Effect.async then map": () =>
