@@ -1,10 +1,10 @@
 // How much of a fiber's result outlives it through young-generation collections: the cost that
 // keeps a page returned by `Effect.runPromise` from dying young (README, Performance).
 //   node --expose-gc bench/fiber-retention.mjs
-// For each way of producing a 70 KB JSON value (100 batches) it runs 60 fibers, and after each
+// For each way of producing a 70 KB JSON value (100 batches) it runs 60 of them, and after each
 // one's end and two event-loop turns measures how much old space two minor collections add:
 // about the value's size when the value survived them, about 0 when it died young.
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import { getHeapSpaceStatistics } from "node:v8"
 
 if (typeof globalThis.gc !== "function") throw new Error("run with node --expose-gc")
@@ -42,6 +42,13 @@ const ways = {
     ),
   "a fiber, Effect.async": () =>
     Effect.runPromise(Effect.async((resume) => setImmediate(() => resume(Effect.succeed(JSON.parse(text)))))),
+  "a fiber, Deferred.await": () =>
+    Effect.runPromise(
+      Effect.flatMap(Deferred.make(), (deferred) => {
+        setImmediate(() => Deferred.unsafeDone(deferred, Effect.succeed(JSON.parse(text))))
+        return Deferred.await(deferred)
+      })
+    ),
   "a fiber, Effect.async then map": () =>
     Effect.runPromise(
       Effect.map(
