@@ -267,25 +267,31 @@ const nativeTracer = Effect.runSync(Effect.tracer)
  * path sends a `traceparent` (the OpenAI API has no use for it).
  */
 export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpClient.HttpClient => {
+  const options = (
+    request: HttpClientRequest.HttpClientRequest,
+    url: URL,
+    body: Body,
+    signal: AbortSignal | Abort
+  ): Undici.Dispatcher.RequestOptions => ({
+    signal,
+    method: request.method,
+    headers: request.headers,
+    origin: url.origin,
+    path: url.pathname + url.search + url.hash,
+    // undici also takes an AsyncIterable body (its types leave it out)
+    body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
+    highWaterMark: bodyBuffer,
+    // waiting for the head is bounded around the whole exchange by batchkit
+    headersTimeout: 0,
+    bodyTimeout: bodyIdleMillis
+  })
   const send = (request: HttpClientRequest.HttpClientRequest, url: URL, signal: AbortSignal | Abort) => {
     const lean = signal instanceof Abort ? signal : undefined
     const go = (body: Body) =>
       Effect.map(
         abortable(
           (): Promise<Undici.Dispatcher.ResponseData> =>
-            dispatcher.request({
-              signal,
-              method: request.method,
-              headers: request.headers,
-              origin: url.origin,
-              path: url.pathname + url.search + url.hash,
-              // undici also takes an AsyncIterable body (its types leave it out)
-              body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
-              highWaterMark: bodyBuffer,
-              // waiting for the head is bounded around the whole exchange by batchkit
-              headersTimeout: 0,
-              bodyTimeout: bodyIdleMillis
-            }),
+            dispatcher.request(options(request, url, body, signal)),
           (cause): HttpClientError.HttpClientError =>
             new HttpClientError.RequestError({ request, reason: "Transport", cause }),
           lean
@@ -329,40 +335,27 @@ export const make = (dispatcher: Undici.Dispatcher, bodyIdleMillis = 0): HttpCli
         if (timer !== undefined) clearTimeout(timer)
         resume(timedOut ? Effect.fail(new ExchangeTimeout()) : effect)
       }
-      dispatcher
-        .request({
-          signal,
-          method: request.method,
-          headers: request.headers,
-          origin: url.right.origin,
-          path: url.right.pathname + url.right.search + url.right.hash,
-          body: body as NonNullable<Undici.Dispatcher.RequestOptions["body"]> | null,
-          highWaterMark: bodyBuffer,
-          headersTimeout: 0,
-          bodyTimeout: bodyIdleMillis
-        })
-        .then(
-          (source) => {
-            // a body that fails after nobody reads it must not become an unhandled 'error' event
-            source.body.on("error", noop)
-            return source.body.text().then(
-              (text) => end(Effect.succeed({ status: source.statusCode, headers: source.headers, text })),
-              (cause) =>
-                end(
-                  Effect.fail(
-                    new HttpClientError.ResponseError({
-                      request,
-                      response: new Response(request, source),
-                      reason: "Decode",
-                      cause
-                    })
-                  )
+      dispatcher.request(options(request, url.right, body, signal)).then(
+        (source) => {
+          // a body that fails after nobody reads it must not become an unhandled 'error' event
+          source.body.on("error", noop)
+          return source.body.text().then(
+            (text) => end(Effect.succeed({ status: source.statusCode, headers: source.headers, text })),
+            (cause) =>
+              end(
+                Effect.fail(
+                  new HttpClientError.ResponseError({
+                    request,
+                    response: new Response(request, source),
+                    reason: "Decode",
+                    cause
+                  })
                 )
-            )
-          },
-          (cause) =>
-            end(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
-        )
+              )
+          )
+        },
+        (cause) => end(Effect.fail(new HttpClientError.RequestError({ request, reason: "Transport", cause })))
+      )
       return Effect.sync(() => {
         if (timer !== undefined) clearTimeout(timer)
         signal.abort()
