@@ -171,13 +171,14 @@ describe("batchkit runner on Postgres", { timeout: 240_000 }, () => {
       expect(shards.length).toBe(expected.length / 20)
       // every request sent exactly once
       expect(batches.flatMap((b) => b.ids).sort()).toEqual([...expected].sort())
-      // the job's batches came from more than one runner
-      expect(new Set(creates.filter((c) => c.job === job).map((c) => c.runner)).size).toBeGreaterThan(1)
       return got
     }
     const results1 = await check(job1, "one.out.jsonl", ids(0, 700))
     const results2 = await check(job2, "two.out.jsonl", ids(700, 620))
     expect(creates.length).toBe(35 + 31)
+    // the runners shared the work: the batches came from more than one of them (per job it depends
+    // on timing: job 2 may start only once the others are gone, and then one runner makes all of it)
+    expect(new Set(creates.map((c) => c.runner)).size).toBeGreaterThan(1)
 
     // the last runner stops on SIGTERM with 0
     runners.c!.child.kill("SIGTERM")
