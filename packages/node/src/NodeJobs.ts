@@ -455,8 +455,8 @@ const shardingConfig = (
 }
 
 /**
- * Processes that start together on a new database race to create the cluster's tables: the
- * losers try again, when the tables are there.
+ * A storage whose start fails (the database busy or restarting) tries again; runners starting
+ * together no longer race for the tables ({@link migratingAlone}).
  */
 const migrationRace = Schedule.spaced("300 millis").pipe(
   Schedule.jittered,

@@ -409,6 +409,47 @@ describe("the HTTP client's two paths", () => {
       }).pipe(Effect.scoped)
   )
 
+  it.live(
+    "the timeout covers the whole exchange: no head, or a body that stops, fails with Timeout and closes the connection",
+    () =>
+      Effect.gen(function* () {
+        for (const stall of ["head", "body"] as const) {
+          let closed = false
+          const port = yield* loopback((req, res) => {
+            req.on("close", () => (closed = true))
+            if (stall === "body") {
+              res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
+              res.write('{"id":')
+            }
+          })
+          const started = Date.now()
+          const error = yield* Effect.flatMap(BatchService.BatchService, (b) => b.retrieve("batch_1")).pipe(
+            Effect.provide(
+              NodeBatch.layer({
+                apiKey,
+                baseUrl: `http://127.0.0.1:${port}/v1`,
+                timeout: "300 millis",
+                maxRetries: 0
+              })
+            ),
+            Effect.flip,
+            Effect.timeout("5 seconds")
+          )
+          expect([stall, error._tag, error._tag === "TransportError" && error.reason]).toEqual([
+            stall,
+            "TransportError",
+            "Timeout"
+          ])
+          expect(error.message).toContain("no answer within")
+          expect(Date.now() - started).toBeLessThan(3000)
+          yield* Effect.sleep("20 millis").pipe(
+            Effect.repeat({ until: () => closed }),
+            Effect.timeout("2 seconds")
+          )
+        }
+      }).pipe(Effect.scoped)
+  )
+
   it.live("interrupting a read of the body aborts the exchange at once", () =>
     Effect.gen(function* () {
       // a server that sends the head and a first piece of the body, then nothing
